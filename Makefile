@@ -1,0 +1,53 @@
+# mod_rproxy - build, install, test and demo with apxs.
+#
+#   make            build .libs/mod_rproxy.so
+#   make install    install the module, mod_rproxy.h and the a2enmod files
+#   make test       run the Apache::Test suite against the fresh build
+#   make run        start the demo on http://127.0.0.1:8080/app/ (make stop)
+
+APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
+SRCS     = mod_rproxy.c rproxy_request.c rproxy_response.c rproxy_pool.c \
+           rproxy_conn.c rproxy_status.c
+HDRS     = mod_rproxy.h rproxy.h
+CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
+MODULE   = .libs/mod_rproxy.so
+DEBIAN_PACKAGES = apache2 apache2-dev libapache2-mod-perl2 curl
+
+.PHONY: all deps install test run stop clean
+
+all: $(MODULE)
+
+$(MODULE): $(SRCS) $(HDRS)
+	@test -x "$(APXS)" || { echo "apxs not found: run 'make deps' (as root) first" >&2; exit 1; }
+	$(APXS) -c $(CWARN) $(EXTRA_CFLAGS:%=-Wc,%) $(EXTRA_LDFLAGS:%=-Wl,%) -o mod_rproxy.la $(SRCS)
+
+# Installs the Debian packages the build, tests and demo need, when missing.
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+install: deps all
+	$(APXS) -i -n rproxy mod_rproxy.la
+	install -m 644 mod_rproxy.h $$($(APXS) -q INCLUDEDIR)/mod_rproxy.h
+	install -m 644 conf/rproxy.load conf/rproxy.conf $$($(APXS) -q SYSCONFDIR)/mods-available/
+
+test: deps
+	$(MAKE) all
+	perl t/TEST.PL -clean >/dev/null 2>&1 || true
+	perl t/TEST.PL $(TEST_ARGS)
+
+run: deps
+	$(MAKE) all
+	@sh conf/demo/run.sh start
+
+stop:
+	@sh conf/demo/run.sh stop
+
+clean:
+	rm -rf .libs *.la *.lo *.slo *.o
+	-perl t/TEST.PL -clean >/dev/null 2>&1 || true

@@ -1,0 +1,490 @@
+/*
+ * mod_rproxy.c - a reverse-proxy handler for httpd 2.4 that copies bodies
+ * through a swappable buffer pool (Go's ReverseProxy.BufferPool).
+ *
+ * This file holds the module's configuration, its hooks and the handler
+ * that runs one exchange with the backend.  The request builder, response
+ * parser, buffer pools, backend connections and status page live in the
+ * rproxy_*.c files beside it.
+ */
+#define RPROXY_MODULE_FILE
+#include "rproxy.h"
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "ap_provider.h"
+#include "apr_strings.h"
+#include "apr_uri.h"
+
+#include <errno.h>
+
+#define DEFAULT_BUFFER_SIZE     32768
+#define MIN_BUFFER_SIZE         256
+#define MAX_BUFFER_SIZE         (64 * 1024 * 1024)
+#define DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(5)
+#define DEFAULT_IDLE_MAX        32
+#define DEFAULT_IDLE_TIMEOUT    apr_time_from_sec(30)
+#define DEFAULT_MAX_HEAD_SIZE   65536
+#define DEFAULT_MAX_HEADERS     100
+
+/* ---- configuration ---- */
+
+static void *create_dir_conf(apr_pool_t *p, char *dir)
+{
+    rproxy_dir_conf *dc = apr_pcalloc(p, sizeof(*dc));
+    (void)dir;
+    dc->timeout = -1;
+    dc->connect_timeout = -1;
+    dc->preserve_host = -1;
+    dc->add_forwarded = -1;
+    return dc;
+}
+
+#define MERGE(field, unset) (add->field != (unset) ? add->field : base->field)
+
+static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    rproxy_dir_conf *base = basev, *add = addv;
+    rproxy_dir_conf *dc = apr_pcalloc(p, sizeof(*dc));
+
+    if (add->target) {
+        dc->target = add->target;
+        dc->strip_prefix = add->strip_prefix;
+    }
+    else {
+        dc->target = base->target;
+        dc->strip_prefix = base->strip_prefix;
+    }
+    dc->pool = MERGE(pool, NULL);
+    dc->pool_name = MERGE(pool_name, NULL);
+    dc->timeout = MERGE(timeout, -1);
+    dc->connect_timeout = MERGE(connect_timeout, -1);
+    dc->flush_interval_set = add->flush_interval_set
+                             || base->flush_interval_set;
+    dc->flush_interval = add->flush_interval_set ? add->flush_interval
+                                                 : base->flush_interval;
+    dc->preserve_host = MERGE(preserve_host, -1);
+    dc->add_forwarded = MERGE(add_forwarded, -1);
+    return dc;
+}
+
+static void *create_server_conf(apr_pool_t *p, server_rec *s)
+{
+    rproxy_server_conf *sc = apr_pcalloc(p, sizeof(*sc));
+    (void)s;
+    sc->buffer_size = DEFAULT_BUFFER_SIZE;
+    sc->idle_max = -1;
+    sc->idle_timeout = -1;
+    return sc;
+}
+
+static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    rproxy_server_conf *base = basev, *add = addv;
+    rproxy_server_conf *sc = apr_pmemdup(p, add, sizeof(*sc));
+
+    if (!add->buffer_size_set) {
+        sc->buffer_size = base->buffer_size;
+        sc->buffer_size_set = base->buffer_size_set;
+    }
+    sc->idle_max = MERGE(idle_max, -1);
+    sc->idle_timeout = MERGE(idle_timeout, -1);
+    sc->max_head_size = MERGE(max_head_size, 0);
+    sc->max_headers = MERGE(max_headers, 0);
+    return sc;
+}
+
+/* The innermost enclosing section that is not an <If...> wrapper. */
+static const char *enclosing_section(cmd_parms *cmd, const char **args)
+{
+    const ap_directive_t *d;
+    for (d = cmd->directive->parent; d; d = d->parent) {
+        if (strncasecmp(d->directive, "<If", 3) != 0) {
+            *args = d->args;
+            return d->directive;
+        }
+    }
+    return NULL;
+}
+
+static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
+{
+    rproxy_dir_conf *dc = dcv;
+    rproxy_target *t = apr_pcalloc(cmd->pool, sizeof(*t));
+    const char *section, *args = "";
+    apr_uri_t u;
+
+    if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme
+        || strcasecmp(u.scheme, "http") || !u.hostname || !*u.hostname
+        || u.user || u.password || u.fragment
+        || (u.port_str && (!*u.port_str || u.port == 0))) {
+        return apr_psprintf(cmd->pool, "RProxyTarget: '%s' is not a URL of "
+                            "the form http://host[:port][/path][?query]", url);
+    }
+    t->url = url;
+    t->host = u.hostname;
+    t->port = u.port ? u.port : 80;
+    t->authority = apr_psprintf(cmd->pool, "%s%s%s%s%s",
+                                ap_strchr_c(u.hostname, ':') ? "[" : "",
+                                u.hostname,
+                                ap_strchr_c(u.hostname, ':') ? "]" : "",
+                                u.port_str ? ":" : "",
+                                u.port_str ? u.port_str : "");
+    t->path = u.path ? u.path : "";
+    t->query = u.query;
+    t->key = apr_psprintf(cmd->pool, "%s:%u", u.hostname, t->port);
+    dc->target = t;
+
+    /* Only a literal <Location> has a prefix to replace by the target path. */
+    section = enclosing_section(cmd, &args);
+    dc->strip_prefix = NULL;
+    if (section && !strcasecmp(section, "<Location") && cmd->path
+        && args[0] != '~') {
+        dc->strip_prefix = cmd->path;
+    }
+    return NULL;
+}
+
+static const char *set_pool(cmd_parms *cmd, void *dcv, const char *name)
+{
+    rproxy_dir_conf *dc = dcv;
+    const rproxy_buffer_pool *pool =
+        ap_lookup_provider(RPROXY_BUFFER_POOL_GROUP, name,
+                           RPROXY_BUFFER_POOL_VERSION);
+    if (!pool) {
+        return apr_psprintf(cmd->pool, "RProxyBufferPool: unknown buffer "
+                            "pool '%s' (no module registered it under '%s' "
+                            "version %s; its LoadModule must come first)",
+                            name, RPROXY_BUFFER_POOL_GROUP,
+                            RPROXY_BUFFER_POOL_VERSION);
+    }
+    dc->pool = pool;
+    dc->pool_name = apr_pstrdup(cmd->pool, name);
+    return NULL;
+}
+
+/* Parses a decimal integer within [min, max] or explains why not. */
+static const char *parse_int(cmd_parms *cmd, const char *arg,
+                             apr_int64_t min, apr_int64_t max,
+                             const char *unit, apr_int64_t *out)
+{
+    char *end;
+    apr_int64_t v;
+
+    errno = 0;
+    v = apr_strtoi64(arg, &end, 10);
+    if (errno || end == arg || *end || v < min || v > max) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not %s between %"
+                            APR_INT64_T_FMT " and %" APR_INT64_T_FMT,
+                            cmd->cmd->name, arg, unit, min, max);
+    }
+    *out = v;
+    return NULL;
+}
+
+static const char *set_buffer_size(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    rproxy_server_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &rproxy_module);
+    apr_int64_t v;
+    const char *err = parse_int(cmd, arg, MIN_BUFFER_SIZE, MAX_BUFFER_SIZE,
+                                "a byte count", &v);
+    (void)dcv;
+    if (err) {
+        return err;
+    }
+    sc->buffer_size = (apr_size_t)v;
+    sc->buffer_size_set = 1;
+    return NULL;
+}
+
+static const char *set_flush_interval(cmd_parms *cmd, void *dcv,
+                                      const char *arg)
+{
+    rproxy_dir_conf *dc = dcv;
+    apr_int64_t v;
+    const char *err = parse_int(cmd, arg, -1, 86400000,
+                                "a number of milliseconds", &v);
+    if (err) {
+        return err;
+    }
+    dc->flush_interval = v < 0 ? -1 : apr_time_from_msec(v);
+    dc->flush_interval_set = 1;
+    return NULL;
+}
+
+static const char *parse_timeout(cmd_parms *cmd, const char *arg,
+                                 apr_interval_time_t *out)
+{
+    if (ap_timeout_parameter_parse(arg, out, "s") != APR_SUCCESS
+        || *out <= 0) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a positive timeout "
+                            "(seconds, or a number with an ms/s/mi/h suffix)",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    return parse_timeout(cmd, arg, &((rproxy_dir_conf *)dcv)->timeout);
+}
+
+static const char *set_connect_timeout(cmd_parms *cmd, void *dcv,
+                                       const char *arg)
+{
+    return parse_timeout(cmd, arg,
+                         &((rproxy_dir_conf *)dcv)->connect_timeout);
+}
+
+static const char *set_idle_timeout(cmd_parms *cmd, void *dcv,
+                                    const char *arg)
+{
+    rproxy_server_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &rproxy_module);
+    (void)dcv;
+    return parse_timeout(cmd, arg, &sc->idle_timeout);
+}
+
+/* The server-level integer directives, told apart by cmd->info. */
+enum { SET_IDLE_MAX, SET_MAX_HEAD_SIZE, SET_MAX_HEADERS };
+
+static const char *set_server_int(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    rproxy_server_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &rproxy_module);
+    apr_int64_t v;
+    const char *err;
+
+    (void)dcv;
+    switch ((int)(apr_uintptr_t)cmd->info) {
+    case SET_IDLE_MAX:
+        err = parse_int(cmd, arg, 0, 65536, "a connection count", &v);
+        sc->idle_max = (int)v;
+        break;
+    case SET_MAX_HEAD_SIZE:
+        err = parse_int(cmd, arg, 1024, 16 * 1024 * 1024, "a byte count", &v);
+        sc->max_head_size = (apr_size_t)v;
+        break;
+    default:
+        err = parse_int(cmd, arg, 1, 10000, "a header count", &v);
+        sc->max_headers = (int)v;
+        break;
+    }
+    return err;
+}
+
+static const char *set_flag(cmd_parms *cmd, void *dcv, int on)
+{
+    rproxy_dir_conf *dc = dcv;
+    if (cmd->info == (void *)"preserve_host") {
+        dc->preserve_host = on;
+    }
+    else {
+        dc->add_forwarded = on;
+    }
+    return NULL;
+}
+
+static const command_rec rproxy_cmds[] = {
+    AP_INIT_TAKE1("RProxyTarget", set_target, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Backend base URL: http://host[:port][/path][?query]"),
+    AP_INIT_TAKE1("RProxyBufferPool", set_pool, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Buffer pool provider that copies bodies (default: apr)"),
+    AP_INIT_TAKE1("RProxyBufferSize", set_buffer_size, NULL, RSRC_CONF,
+                  "Size in bytes of each buffer of the apr pool"),
+    AP_INIT_TAKE1("RProxyFlushInterval", set_flush_interval, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Milliseconds between flushes: 0 at end, -1 every write"),
+    AP_INIT_TAKE1("RProxyTimeout", set_timeout, NULL, RSRC_CONF | ACCESS_CONF,
+                  "Backend read/write timeout (default: Timeout)"),
+    AP_INIT_TAKE1("RProxyConnectTimeout", set_connect_timeout, NULL,
+                  RSRC_CONF | ACCESS_CONF, "Backend connect timeout"),
+    AP_INIT_FLAG("RProxyPreserveHost", set_flag, "preserve_host",
+                 RSRC_CONF | ACCESS_CONF, "Send the client's Host header"),
+    AP_INIT_FLAG("RProxyAddForwarded", set_flag, "add_forwarded",
+                 RSRC_CONF | ACCESS_CONF, "Add X-Forwarded-* headers"),
+    AP_INIT_TAKE1("RProxyIdleConnections", set_server_int,
+                  (void *)SET_IDLE_MAX, RSRC_CONF,
+                  "Idle backend connections kept per process (0: none)"),
+    AP_INIT_TAKE1("RProxyIdleTimeout", set_idle_timeout, NULL, RSRC_CONF,
+                  "How long an idle backend connection is kept"),
+    AP_INIT_TAKE1("RProxyMaxResponseHeadSize", set_server_int,
+                  (void *)SET_MAX_HEAD_SIZE, RSRC_CONF,
+                  "Largest backend response head, in bytes"),
+    AP_INIT_TAKE1("RProxyMaxResponseHeaders", set_server_int,
+                  (void *)SET_MAX_HEADERS, RSRC_CONF,
+                  "Most header fields in a backend response head"),
+    { NULL, { NULL }, NULL, 0, 0, NULL }
+};
+
+/* ---- the handler ---- */
+
+int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
+                const char *fmt, ...)
+{
+    va_list ap;
+    const char *msg;
+
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(x->r->pool, fmt, ap);
+    va_end(ap);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r,
+                  "rproxy: %s: %s: %s%s", x->dc->target->url, x->phase, msg,
+                  x->head_sent ? " (after the response head was sent; "
+                                 "aborting the client connection)" : "");
+    return status;
+}
+
+/* One attempt: connect (or reuse), send the request, relay the response. */
+static int attempt(rproxy_exchange *x, const char *uri)
+{
+    request_rec *r = x->r;
+    apr_status_t rv;
+    int status;
+
+    x->phase = "connecting";
+    rv = rproxy_conn_open(&x->conn, x->dc->target,
+                          x->dc->connect_timeout > 0 ? x->dc->connect_timeout
+                                                     : DEFAULT_CONNECT_TIMEOUT,
+                          r);
+    if (rv != APR_SUCCESS) {
+        x->conn = NULL;
+        return rproxy_fail(x, HTTP_BAD_GATEWAY, rv, "cannot connect to %s",
+                           x->dc->target->key);
+    }
+    apr_socket_timeout_set(x->conn->sock, x->timeout);
+    x->reusable = 1;
+    x->got_bytes = 0;
+    x->send_failed = APR_SUCCESS;
+    x->rpos = x->rend = 0;
+    status = rproxy_send_request(x, uri);
+    if (status == OK) {
+        status = rproxy_relay_response(x);
+    }
+    rproxy_conn_release(x->conn, x->reusable && status == OK);
+    x->conn = NULL;
+    return status;
+}
+
+static int rproxy_handler(request_rec *r)
+{
+    const rproxy_dir_conf *dc;
+    rproxy_exchange x;
+    const char *uri;
+    int status;
+
+    if (!r->handler || strcmp(r->handler, "rproxy")) {
+        return DECLINED;
+    }
+    dc = ap_get_module_config(r->per_dir_config, &rproxy_module);
+    RPROXY_COUNT(requests);
+    if (!dc->target) {
+        RPROXY_COUNT(errors);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: SetHandler rproxy without RProxyTarget for %s",
+                      r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (r->method_number == M_CONNECT) {
+        RPROXY_COUNT(errors);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: CONNECT is never proxied");
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    status = rproxy_build_path(r, dc, &uri);
+    if (status != OK) {
+        RPROXY_COUNT(errors);
+        return status;
+    }
+
+    memset(&x, 0, sizeof(x));
+    x.r = r;
+    x.dc = dc;
+    x.sc = ap_get_module_config(r->server->module_config, &rproxy_module);
+    x.timeout = dc->timeout > 0 ? dc->timeout : r->server->timeout;
+    rproxy_buf_get(&x.buf, dc->pool ? dc->pool : &rproxy_apr_pool, r,
+                   x.sc->buffer_size);
+
+    status = attempt(&x, uri);
+    if (status == RPROXY_STALE) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "rproxy: %s: reused connection failed before any "
+                      "response; retrying on a new one", dc->target->url);
+        status = attempt(&x, uri);
+        if (status == RPROXY_STALE) {
+            status = rproxy_fail(&x, HTTP_BAD_GATEWAY, 0,
+                                 "backend closed two connections in a row "
+                                 "without answering");
+        }
+    }
+    rproxy_buf_put(&x.buf);
+    if (status != OK || r->connection->aborted) {
+        RPROXY_COUNT(errors);
+    }
+    return status;
+}
+
+/* ---- hooks ---- */
+
+static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    rproxy_server_conf *main_sc =
+        ap_get_module_config(s->module_config, &rproxy_module);
+    (void)pconf; (void)plog; (void)ptemp;
+
+    /* Resolve the defaults once so the hot path never checks for unset. */
+    for (; s; s = s->next) {
+        rproxy_server_conf *sc =
+            ap_get_module_config(s->module_config, &rproxy_module);
+        if (sc->max_head_size == 0) {
+            sc->max_head_size = DEFAULT_MAX_HEAD_SIZE;
+        }
+        if (sc->max_headers == 0) {
+            sc->max_headers = DEFAULT_MAX_HEADERS;
+        }
+    }
+    if (main_sc->idle_max < 0) {
+        main_sc->idle_max = DEFAULT_IDLE_MAX;
+    }
+    if (main_sc->idle_timeout < 0) {
+        main_sc->idle_timeout = DEFAULT_IDLE_TIMEOUT;
+    }
+    return OK;
+}
+
+static void rproxy_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_status_t rv = rproxy_pool_child_init(pchild);
+    if (rv == APR_SUCCESS) {
+        rv = rproxy_conn_child_init(pchild, s);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "rproxy: cannot set up buffer pool or connection set");
+    }
+}
+
+static void rproxy_register_hooks(apr_pool_t *p)
+{
+    ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "apr",
+                         RPROXY_BUFFER_POOL_VERSION, &rproxy_apr_pool);
+    ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "none",
+                         RPROXY_BUFFER_POOL_VERSION, &rproxy_none_pool);
+    ap_hook_post_config(rproxy_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rproxy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(rproxy_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(rproxy_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(rproxy) = {
+    STANDARD20_MODULE_STUFF,
+    create_dir_conf,
+    merge_dir_conf,
+    create_server_conf,
+    merge_server_conf,
+    rproxy_cmds,
+    rproxy_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

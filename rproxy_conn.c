@@ -1,0 +1,241 @@
+/*
+ * rproxy_conn.c - backend connections: connect with a timeout, and a small
+ * per-process set of idle keep-alive connections to reuse.
+ *
+ * Each connection owns a pool that lives exactly as long as its socket, so
+ * closing a connection is destroying its pool.  Those pools hang off one
+ * process-level pool whose allocator has a mutex, which makes creating and
+ * destroying them safe from any worker thread.
+ *
+ * The idle set is a LIFO array: the most recently used connection is the
+ * likeliest to be alive and warm; the oldest is evicted when the set is full.
+ */
+#include <sys/socket.h>
+#include <errno.h>
+
+#include "rproxy.h"
+#include "apr_portable.h"
+#include "apr_strings.h"
+#include "apr_thread_mutex.h"
+
+static apr_pool_t *conns_home;
+static apr_thread_mutex_t *idle_lock;
+static rproxy_conn **idle;
+static int idle_count, idle_cap;
+static apr_interval_time_t idle_timeout;
+
+apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    const rproxy_server_conf *sc =
+        ap_get_module_config(s->module_config, &rproxy_module);
+    apr_allocator_t *allocator;
+    apr_thread_mutex_t *alloc_lock;
+    apr_status_t rv;
+
+    rv = apr_allocator_create(&allocator);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_pool_create_ex(&conns_home, pchild, NULL, allocator);
+    if (rv != APR_SUCCESS) {
+        apr_allocator_destroy(allocator);
+        return rv;
+    }
+    apr_allocator_owner_set(allocator, conns_home);
+    apr_pool_tag(conns_home, "rproxy_conns");
+    rv = apr_thread_mutex_create(&alloc_lock, APR_THREAD_MUTEX_DEFAULT,
+                                 conns_home);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_mutex_set(allocator, alloc_lock);
+    idle_cap = sc->idle_max;
+    idle_timeout = sc->idle_timeout;
+    idle = apr_pcalloc(conns_home, sizeof(*idle) * (idle_cap + 1));
+    return apr_thread_mutex_create(&idle_lock, APR_THREAD_MUTEX_DEFAULT,
+                                   conns_home);
+}
+
+int rproxy_conn_idle_count(void)
+{
+    return idle_count;
+}
+
+static void conn_close(rproxy_conn *c)
+{
+    apr_pool_destroy(c->pool);
+}
+
+/* An idle connection is usable if reading it would block: no EOF from the
+ * backend, and no stray bytes that would be taken for the next response. */
+static int idle_conn_alive(rproxy_conn *c)
+{
+    apr_os_sock_t fd;
+    char probe;
+    ssize_t n;
+
+    if (apr_os_sock_get(&fd, c->sock) != APR_SUCCESS) {
+        return 0;
+    }
+    n = recv(fd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+/* Removes and returns the newest idle connection for key, closing any stale
+ * ones met on the way.  NULL when there is none. */
+static rproxy_conn *idle_take(const char *key)
+{
+    rproxy_conn *found = NULL, *expired[64];
+    int i, n_expired = 0;
+    apr_time_t oldest_ok = apr_time_now() - idle_timeout;
+
+    apr_thread_mutex_lock(idle_lock);
+    for (i = idle_count - 1; i >= 0 && !found; i--) {
+        rproxy_conn *c = idle[i];
+        int stale = c->idle_since < oldest_ok;
+        if (!stale && strcmp(c->key, key) != 0) {
+            continue;
+        }
+        if (stale && n_expired == (int)(sizeof(expired) / sizeof(*expired))) {
+            continue;
+        }
+        memmove(idle + i, idle + i + 1, sizeof(*idle) * (idle_count - i - 1));
+        idle_count--;
+        if (stale) {
+            expired[n_expired++] = c;
+        }
+        else {
+            found = c;
+        }
+    }
+    apr_thread_mutex_unlock(idle_lock);
+
+    for (i = 0; i < n_expired; i++) {
+        conn_close(expired[i]);
+    }
+    return found;
+}
+
+static apr_status_t conn_connect(rproxy_conn **out, const rproxy_target *t,
+                                 apr_interval_time_t connect_timeout)
+{
+    apr_pool_t *p;
+    apr_sockaddr_t *sa;
+    apr_socket_t *sock = NULL;
+    apr_status_t rv;
+    rproxy_conn *c;
+
+    rv = apr_pool_create(&p, conns_home);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = apr_sockaddr_info_get(&sa, t->host, APR_UNSPEC, t->port, 0, p);
+    for (; rv == APR_SUCCESS && sa; sa = sa->next) {
+        rv = apr_socket_create(&sock, sa->family, SOCK_STREAM,
+                               APR_PROTO_TCP, p);
+        if (rv != APR_SUCCESS) {
+            continue;
+        }
+        apr_socket_opt_set(sock, APR_TCP_NODELAY, 1);
+        apr_socket_timeout_set(sock, connect_timeout);
+        rv = apr_socket_connect(sock, sa);
+        if (rv == APR_SUCCESS) {
+            break;
+        }
+        apr_socket_close(sock);
+    }
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(p);
+        return rv;
+    }
+    c = apr_pcalloc(p, sizeof(*c));
+    c->pool = p;
+    c->sock = sock;
+    c->key = apr_pstrdup(p, t->key);
+    *out = c;
+    return APR_SUCCESS;
+}
+
+apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
+                              apr_interval_time_t connect_timeout,
+                              request_rec *r)
+{
+    rproxy_conn *c;
+    apr_status_t rv;
+
+    while ((c = idle_take(t->key)) != NULL) {
+        if (idle_conn_alive(c)) {
+            c->reused = 1;
+            RPROXY_COUNT(backend_reuses);
+            *out = c;
+            return APR_SUCCESS;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "rproxy: idle connection to %s was closed by the "
+                      "backend; discarding it", t->key);
+        conn_close(c);
+    }
+    rv = conn_connect(out, t, connect_timeout);
+    if (rv == APR_SUCCESS) {
+        RPROXY_COUNT(backend_connects);
+    }
+    return rv;
+}
+
+void rproxy_conn_release(rproxy_conn *c, int reusable)
+{
+    rproxy_conn *evicted = NULL;
+
+    if (!reusable || idle_cap <= 0) {
+        conn_close(c);
+        return;
+    }
+    c->reused = 0;
+    c->idle_since = apr_time_now();
+    apr_thread_mutex_lock(idle_lock);
+    if (idle_count == idle_cap) {
+        evicted = idle[0];
+        memmove(idle, idle + 1, sizeof(*idle) * (idle_count - 1));
+        idle_count--;
+    }
+    idle[idle_count++] = c;
+    apr_thread_mutex_unlock(idle_lock);
+    if (evicted) {
+        conn_close(evicted);
+    }
+}
+
+apr_status_t rproxy_send_all(apr_socket_t *s, const char *data, apr_size_t len)
+{
+    while (len > 0) {
+        apr_size_t n = len;
+        apr_status_t rv = apr_socket_send(s, data, &n);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        data += n;
+        len -= n;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t rproxy_sendv_all(apr_socket_t *s, struct iovec *vec, int n)
+{
+    while (n > 0) {
+        apr_size_t sent = 0;
+        apr_status_t rv = apr_socket_sendv(s, vec, n, &sent);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        while (n > 0 && sent >= vec->iov_len) {
+            sent -= vec->iov_len;
+            vec++;
+            n--;
+        }
+        if (n > 0) {
+            vec->iov_base = (char *)vec->iov_base + sent;
+            vec->iov_len -= sent;
+        }
+    }
+    return APR_SUCCESS;
+}

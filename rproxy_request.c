@@ -1,0 +1,508 @@
+/*
+ * rproxy_request.c - the request that goes to the backend: its target URI,
+ * its header block (hop-by-hop headers stripped first, ours added last, so a
+ * client's Connection header cannot remove what the proxy adds), and the
+ * client's body streamed through the exchange's pooled buffer.
+ */
+#include "rproxy.h"
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_lib.h"
+#include "apr_strings.h"
+#include "util_filter.h"
+
+/* ---- target URI ---- */
+
+/* Go's joinURLPath on escaped paths: exactly one slash between a and b. */
+const char *rproxy_join_path(apr_pool_t *p, const char *a, const char *b)
+{
+    size_t alen = strlen(a);
+    int aslash = alen > 0 && a[alen - 1] == '/';
+    int bslash = b[0] == '/';
+
+    if (aslash && bslash) {
+        return apr_pstrcat(p, a, b + 1, NULL);
+    }
+    if (!aslash && !bslash) {
+        return apr_pstrcat(p, a, "/", b, NULL);
+    }
+    return apr_pstrcat(p, a, b, NULL);
+}
+
+/* Go's director: target query, then '&', then the request's. */
+const char *rproxy_join_query(apr_pool_t *p, const char *a, const char *b)
+{
+    a = a ? a : "";
+    b = b ? b : "";
+    if (!*a || !*b) {
+        return apr_pstrcat(p, a, b, NULL);
+    }
+    return apr_pstrcat(p, a, "&", b, NULL);
+}
+
+static int hexval(int c)
+{
+    return apr_isdigit(c) ? c - '0' : apr_tolower(c) - 'a' + 10;
+}
+
+/* Decodes one character of an escaped path at *s, advancing *s. */
+static int next_decoded(const char **s)
+{
+    const char *p = *s;
+    if (p[0] == '%' && apr_isxdigit(p[1]) && apr_isxdigit(p[2])) {
+        *s = p + 3;
+        return (hexval(p[1]) << 4) | hexval(p[2]);
+    }
+    *s = p + 1;
+    return (unsigned char)p[0];
+}
+
+/* The <Location> prefix is matched against the decoded URI, but we forward
+ * the escaped path: find how much of the escaped path the prefix covers.
+ * Returns NULL if the path does not start with the prefix. */
+static const char *skip_prefix(const char *path, const char *prefix)
+{
+    while (*prefix) {
+        if (!*path || next_decoded(&path) != (unsigned char)*prefix++) {
+            return NULL;
+        }
+    }
+    return path;
+}
+
+/* True if any segment of the escaped path decodes to "." or "..", counting
+ * %2F as a separator: such a path could climb out of the target path on a
+ * backend that decodes before it resolves. */
+static int has_dot_segment(const char *path)
+{
+    int seg_len = 0, dots = 0;
+
+    for (;;) {
+        int end = !*path;
+        int c = end ? '/' : next_decoded(&path);
+        if (c != '/') {
+            seg_len++;
+            dots += c == '.';
+            continue;
+        }
+        if (seg_len > 0 && seg_len == dots && dots <= 2) {
+            return 1;
+        }
+        if (end) {
+            return 0;
+        }
+        seg_len = dots = 0;
+    }
+}
+
+static int is_request_target_safe(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = *s;
+        if (c <= 0x20 || c == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int rproxy_build_path(request_rec *r, const rproxy_dir_conf *dc,
+                      const char **uri_out)
+{
+    const char *raw = r->parsed_uri.path;
+    const char *rest, *path, *query;
+
+    if (!raw || raw[0] != '/') {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: request target is not an absolute path; "
+                      "refusing to forward it to %s", dc->target->url);
+        return HTTP_BAD_REQUEST;
+    }
+    rest = raw;
+    if (dc->strip_prefix) {
+        rest = skip_prefix(raw, dc->strip_prefix);
+        if (!rest) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "rproxy: path does not start with its <Location> "
+                          "prefix '%s'", dc->strip_prefix);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (has_dot_segment(rest)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: request path has an encoded dot-segment that "
+                      "could escape the target path; refused");
+        return HTTP_BAD_REQUEST;
+    }
+    path = rproxy_join_path(r->pool, dc->target->path, rest);
+    query = rproxy_join_query(r->pool, dc->target->query, r->args);
+    *uri_out = *query ? apr_pstrcat(r->pool, path, "?", query, NULL) : path;
+    if (!is_request_target_safe(*uri_out)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: request target holds spaces or control "
+                      "bytes; refused");
+        return HTTP_BAD_REQUEST;
+    }
+    return OK;
+}
+
+/* ---- header block ---- */
+
+/* Never forwarded as such: hop-by-hop (RFC 9110 7.6.1) plus the headers
+ * the proxy writes itself. */
+static const char *const not_forwarded[] = {
+    "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+    "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    "Host", "Content-Length", "Expect", NULL
+};
+
+static const char *const forwarded_headers[] = {
+    "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", NULL
+};
+
+static int in_list(const char *name, const char *const *list)
+{
+    for (; *list; list++) {
+        if (!strcasecmp(name, *list)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Collects the tokens of every Connection line, lower-cased. */
+static int add_connection_tokens(void *tokens, const char *key,
+                                 const char *value)
+{
+    apr_array_header_t *arr = tokens;
+    char *copy = apr_pstrdup(arr->pool, value), *last, *tok;
+
+    (void)key;
+    for (tok = apr_strtok(copy, ", \t", &last); tok;
+         tok = apr_strtok(NULL, ", \t", &last)) {
+        ap_str_tolower(tok);
+        *(const char **)apr_array_push(arr) = tok;
+    }
+    return 1;
+}
+
+apr_array_header_t *rproxy_connection_tokens(apr_pool_t *p, apr_table_t *h)
+{
+    apr_array_header_t *tokens = apr_array_make(p, 4, sizeof(const char *));
+    apr_table_do(add_connection_tokens, tokens, h, "Connection", NULL);
+    return tokens;
+}
+
+int rproxy_is_hop_by_hop(const char *name, const apr_array_header_t *tokens)
+{
+    int i;
+    for (i = 0; i < tokens->nelts; i++) {
+        if (!strcasecmp(name, APR_ARRAY_IDX(tokens, i, const char *))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int has_token(const char *value, const char *token)
+{
+    return value && ap_find_token(NULL, value, token);
+}
+
+static int valid_field(const char *name, const char *value)
+{
+    const char *end = ap_scan_http_token(name);
+    if (end == name || *end) {
+        return 0;
+    }
+    for (; *value; value++) {
+        unsigned char c = *value;
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+typedef struct {
+    apr_pool_t *p;
+    struct iovec *vec;
+    int n, cap;
+} head_writer;
+
+static void put_str(head_writer *w, const char *s)
+{
+    if (w->n == w->cap) {
+        struct iovec *grown = apr_palloc(w->p, sizeof(*grown) * w->cap * 2);
+        memcpy(grown, w->vec, sizeof(*grown) * w->n);
+        w->vec = grown;
+        w->cap *= 2;
+    }
+    w->vec[w->n].iov_base = (void *)s;
+    w->vec[w->n].iov_len = strlen(s);
+    w->n++;
+}
+
+static void put_header(head_writer *w, const char *name, const char *value)
+{
+    put_str(w, name);
+    put_str(w, ": ");
+    put_str(w, value);
+    put_str(w, "\r\n");
+}
+
+/* Flattens the iovecs into one string so the head goes out in one write. */
+static char *flatten(head_writer *w, apr_size_t *len)
+{
+    apr_size_t total = 0;
+    char *out, *p;
+    int i;
+    for (i = 0; i < w->n; i++) {
+        total += w->vec[i].iov_len;
+    }
+    p = out = apr_palloc(w->p, total + 1);
+    for (i = 0; i < w->n; i++) {
+        memcpy(p, w->vec[i].iov_base, w->vec[i].iov_len);
+        p += w->vec[i].iov_len;
+    }
+    *p = '\0';
+    *len = total;
+    return out;
+}
+
+typedef struct {
+    head_writer *w;
+    request_rec *r;
+    const apr_array_header_t *tokens;
+    int add_forwarded;
+    const char *xff;           /* the client's X-Forwarded-For, folded */
+    int bad;                   /* a field that must not be forwarded */
+} copy_ctx;
+
+static int copy_request_header(void *data, const char *name, const char *value)
+{
+    copy_ctx *ctx = data;
+
+    if (!valid_field(name, value)) {
+        ctx->bad = 1;
+        return 0;
+    }
+    if (in_list(name, not_forwarded)
+        || rproxy_is_hop_by_hop(name, ctx->tokens)) {
+        return 1;
+    }
+    if (ctx->add_forwarded && in_list(name, forwarded_headers)) {
+        if (!strcasecmp(name, "X-Forwarded-For")) {
+            ctx->xff = ctx->xff ? apr_pstrcat(ctx->r->pool, ctx->xff, ", ",
+                                              value, NULL)
+                                : value;
+        }
+        return 1;
+    }
+    put_header(ctx->w, name, value);
+    return 1;
+}
+
+static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
+                               int *bad)
+{
+    const char *host = apr_table_get(r->headers_in, "Host");
+    *bad = 0;
+    if (!dc->preserve_host || !host) {
+        return dc->target->authority;
+    }
+    for (const char *p = host; *p; p++) {
+        unsigned char c = *p;
+        if (c <= 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '@') {
+            *bad = 1;
+        }
+    }
+    return host;
+}
+
+typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } body_framing;
+
+static body_framing client_body_framing(request_rec *r, const char **cl)
+{
+    *cl = apr_table_get(r->headers_in, "Content-Length");
+    if (apr_table_get(r->headers_in, "Transfer-Encoding")) {
+        return BODY_CHUNKED;   /* httpd accepts no other request coding */
+    }
+    return *cl ? BODY_LENGTH : BODY_NONE;
+}
+
+static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
+                      const char *cl, char **head, apr_size_t *len)
+{
+    request_rec *r = x->r;
+    head_writer w = { r->pool, NULL, 0, 32 };
+    copy_ctx ctx = { &w, r, NULL, x->dc->add_forwarded, NULL, 0 };
+    const char *host;
+    int bad_host;
+
+    w.vec = apr_palloc(r->pool, sizeof(*w.vec) * w.cap);
+    ctx.tokens = rproxy_connection_tokens(r->pool, r->headers_in);
+
+    put_str(&w, r->method);
+    put_str(&w, " ");
+    put_str(&w, uri);
+    put_str(&w, " HTTP/1.1\r\n");
+    host = host_header(r, x->dc, &bad_host);
+    if (bad_host) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: client Host header is not a valid host; "
+                      "not forwarding it (RProxyPreserveHost On)");
+        return HTTP_BAD_REQUEST;
+    }
+    put_header(&w, "Host", host);
+    apr_table_do(copy_request_header, &ctx, r->headers_in, NULL);
+    if (ctx.bad) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: request header with an invalid name or value; "
+                      "refused");
+        return HTTP_BAD_REQUEST;
+    }
+    if (has_token(apr_table_get(r->headers_in, "TE"), "trailers")
+        && !rproxy_is_hop_by_hop("TE", ctx.tokens)) {
+        put_header(&w, "TE", "trailers");
+    }
+    if (bf == BODY_LENGTH) {
+        put_header(&w, "Content-Length", cl);
+    }
+    else if (bf == BODY_CHUNKED) {
+        put_header(&w, "Transfer-Encoding", "chunked");
+    }
+    if (ctx.add_forwarded) {
+        const char *client = r->useragent_ip;
+        const char *xhost = apr_table_get(r->headers_in, "Host");
+        put_header(&w, "X-Forwarded-For",
+                   ctx.xff ? apr_pstrcat(r->pool, ctx.xff, ", ", client, NULL)
+                           : client);
+        if (xhost) {
+            put_header(&w, "X-Forwarded-Host", xhost);
+        }
+        put_header(&w, "X-Forwarded-Proto", ap_http_scheme(r));
+    }
+    put_str(&w, "\r\n");
+    *head = flatten(&w, len);
+    return OK;
+}
+
+/* ---- body ---- */
+
+/* Reads the next piece of the client body into the exchange buffer. */
+static apr_status_t read_client_body(rproxy_exchange *x, apr_bucket_brigade *bb,
+                                     apr_size_t *len, int *eos)
+{
+    apr_status_t rv;
+    apr_off_t avail;
+
+    rv = ap_get_brigade(x->r->input_filters, bb, AP_MODE_READBYTES,
+                        APR_BLOCK_READ, x->buf.len);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *eos = !APR_BRIGADE_EMPTY(bb)
+           && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
+    rv = apr_brigade_length(bb, 1, &avail);
+    if (rv == APR_SUCCESS && avail > (apr_off_t)x->buf.len) {
+        rv = APR_ENOSPC;        /* the input filters broke their promise */
+    }
+    if (rv == APR_SUCCESS) {
+        *len = x->buf.len;
+        rv = apr_brigade_flatten(bb, x->buf.data, len);
+    }
+    apr_brigade_cleanup(bb);
+    return rv;
+}
+
+static apr_status_t send_body_piece(rproxy_exchange *x, apr_size_t len,
+                                    int chunked)
+{
+    char size_line[32];
+    struct iovec vec[3];
+
+    if (!chunked) {
+        return rproxy_send_all(x->conn->sock, x->buf.data, len);
+    }
+    if (len == 0) {
+        return APR_SUCCESS;
+    }
+    vec[0].iov_base = size_line;
+    vec[0].iov_len = apr_snprintf(size_line, sizeof(size_line),
+                                  "%" APR_UINT64_T_HEX_FMT "\r\n",
+                                  (apr_uint64_t)len);
+    vec[1].iov_base = x->buf.data;
+    vec[1].iov_len = len;
+    vec[2].iov_base = "\r\n";
+    vec[2].iov_len = 2;
+    return rproxy_sendv_all(x->conn->sock, vec, 3);
+}
+
+/* Streams the client body; on a client-side failure answers its status. */
+static int stream_body(rproxy_exchange *x, body_framing bf)
+{
+    request_rec *r = x->r;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    int eos = 0;
+
+    x->body_started = 1;
+    while (!eos) {
+        apr_size_t len;
+        apr_status_t rv = read_client_body(x, bb, &len, &eos);
+        if (rv != APR_SUCCESS) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            x->reusable = 0;
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                          "rproxy: reading the client's request body "
+                          "for %s failed", x->dc->target->url);
+            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        }
+        rv = send_body_piece(x, len, bf == BODY_CHUNKED);
+        if (rv != APR_SUCCESS) {
+            /* The backend may have answered early (413, say) and closed:
+             * its response is still worth reading. */
+            r->connection->keepalive = AP_CONN_CLOSE;
+            x->reusable = 0;
+            x->send_failed = rv;
+            return OK;
+        }
+    }
+    if (bf == BODY_CHUNKED) {
+        apr_status_t rv = rproxy_send_all(x->conn->sock, "0\r\n\r\n", 5);
+        if (rv != APR_SUCCESS) {
+            x->reusable = 0;
+            x->send_failed = rv;
+        }
+    }
+    return OK;
+}
+
+int rproxy_send_request(rproxy_exchange *x, const char *uri)
+{
+    const char *cl;
+    body_framing bf = client_body_framing(x->r, &cl);
+    char *head;
+    apr_size_t len;
+    apr_status_t rv;
+    int status;
+
+    status = build_head(x, uri, bf, cl, &head, &len);
+    if (status != OK) {
+        return status;
+    }
+    x->phase = "sending request head";
+    rv = rproxy_send_all(x->conn->sock, head, len);
+    if (rv != APR_SUCCESS) {
+        x->send_failed = rv;
+        x->reusable = 0;
+        return OK;              /* reading the response tells what happened */
+    }
+    if (bf == BODY_NONE) {
+        return OK;
+    }
+    x->phase = "sending request body";
+    return stream_body(x, bf);
+}

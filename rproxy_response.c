@@ -1,0 +1,788 @@
+/*
+ * rproxy_response.c - reads the backend's response and relays it.
+ *
+ * The head is read straight into the exchange's pooled buffer and parsed in
+ * place; only the field names and values that go into r->headers_out are
+ * copied.  Body bytes that arrived with the head go to the client from where
+ * they lie.  Parsing is strict: anything that is not well-formed HTTP/1.1
+ * answers 502 before the head went out, or aborts the client connection
+ * after, so a client never takes a broken response for a complete one.
+ */
+#include <sys/socket.h>
+
+#include "rproxy.h"
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_lib.h"
+#include "apr_portable.h"
+#include "apr_strings.h"
+
+#define MAX_LINE       8192   /* one header line, status line or chunk line */
+#define MAX_INTERIM    10     /* 1xx responses before the final one */
+
+typedef enum { FRAME_NONE, FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE } framing;
+
+typedef struct {
+    rproxy_exchange *x;
+    apr_table_t *fields;          /* the response head's fields */
+    int status, minor;
+    framing frame;
+    apr_off_t length;             /* FRAME_LENGTH: body bytes announced */
+    char *overflow;               /* a line longer than the buffer */
+    apr_size_t overflow_len;
+    apr_size_t head_bytes;
+    int field_count;
+    apr_bucket_brigade *bb;
+    int flush_every;              /* pass a FLUSH with every write */
+    apr_time_t unflushed_since;   /* RProxyFlushInterval N: 0 = all flushed */
+    int client_gone;
+} response;
+
+/* ---- reading from the backend ---- */
+
+/* Reads more bytes into the window; APR_EOF when the backend closed. */
+static apr_status_t fill(rproxy_exchange *x)
+{
+    apr_size_t n;
+    apr_status_t rv;
+
+    if (x->rpos == x->rend) {
+        x->rpos = x->rend = 0;
+    }
+    else if (x->rend == x->buf.len) {
+        memmove(x->buf.data, x->buf.data + x->rpos, x->rend - x->rpos);
+        x->rend -= x->rpos;
+        x->rpos = 0;
+    }
+    n = x->buf.len - x->rend;
+    rv = apr_socket_recv(x->conn->sock, x->buf.data + x->rend, &n);
+    x->rend += n;
+    if (n > 0) {
+        x->got_bytes = 1;
+        return APR_SUCCESS;
+    }
+    return rv == APR_SUCCESS ? APR_EOF : rv;
+}
+
+#define LINE_TOO_LONG APR_OS_START_USERERR
+
+/* Returns the next line, without its CRLF (or bare LF), NUL-terminated.
+ * Lines normally stay in the buffer; one longer than the buffer (a small
+ * pool buffer, a long field) is gathered in a request-pool overflow area. */
+static apr_status_t read_line(response *rs, char **line, apr_size_t *len)
+{
+    rproxy_exchange *x = rs->x;
+
+    for (;;) {
+        char *start = x->buf.data + x->rpos;
+        apr_size_t avail = x->rend - x->rpos;
+        char *nl = memchr(start, '\n', avail);
+        apr_status_t rv;
+
+        if (nl) {
+            apr_size_t seg = nl - start;
+            if (rs->overflow_len + seg > MAX_LINE + 1) {
+                return LINE_TOO_LONG;
+            }
+            if (rs->overflow_len) {
+                memcpy(rs->overflow + rs->overflow_len, start, seg);
+                start = rs->overflow;
+                seg += rs->overflow_len;
+                rs->overflow_len = 0;
+            }
+            x->rpos = nl + 1 - x->buf.data;
+            if (seg > 0 && start[seg - 1] == '\r') {
+                seg--;
+            }
+            start[seg] = '\0';
+            *line = start;
+            *len = seg;
+            return seg > MAX_LINE ? LINE_TOO_LONG : APR_SUCCESS;
+        }
+        if (rs->overflow_len + avail > MAX_LINE + 1) {
+            return LINE_TOO_LONG;
+        }
+        if (x->rpos == 0 && x->rend == x->buf.len) {
+            if (!rs->overflow) {
+                rs->overflow = apr_palloc(x->r->pool, MAX_LINE + 2);
+            }
+            memcpy(rs->overflow + rs->overflow_len, start, avail);
+            rs->overflow_len += avail;
+            x->rpos = x->rend = 0;
+        }
+        rv = fill(x);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+}
+
+/* ---- the head ---- */
+
+static int is_tchar(int c)
+{
+    return apr_isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int valid_value(const char *v, apr_size_t len)
+{
+    apr_size_t i;
+    for (i = 0; i < len; i++) {
+        unsigned char c = v[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* "HTTP/1.x NNN[ reason]"; the reason is checked and then ignored. */
+static const char *parse_status_line(response *rs, const char *l,
+                                     apr_size_t len)
+{
+    if (len < 12 || memcmp(l, "HTTP/1.", 7) || !apr_isdigit(l[7])
+        || l[8] != ' ' || !apr_isdigit(l[9]) || !apr_isdigit(l[10])
+        || !apr_isdigit(l[11]) || (len > 12 && l[12] != ' ')) {
+        return "malformed status line";
+    }
+    rs->minor = l[7] - '0';
+    rs->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
+    if (rs->status < 100 || rs->status > 599) {
+        return "status code out of range 100-599";
+    }
+    if (len > 12 && !valid_value(l + 13, len - 13)) {
+        return "control bytes in reason phrase";
+    }
+    return NULL;
+}
+
+/* Parses one "name: value" line into table t (copies into the request pool). */
+static const char *parse_field(response *rs, apr_table_t *t, const char *l,
+                               apr_size_t len)
+{
+    const char *colon = memchr(l, ':', len), *v, *end = l + len;
+    apr_pool_t *p = rs->x->r->pool;
+    const char *c;
+
+    if (l[0] == ' ' || l[0] == '\t') {
+        return "obsolete line folding";
+    }
+    if (!colon || colon == l) {
+        return "header line without a field name";
+    }
+    for (c = l; c < colon; c++) {
+        if (!is_tchar((unsigned char)*c)) {
+            return "field name is not a token";
+        }
+    }
+    for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
+        ;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) {
+        end--;
+    }
+    if (!valid_value(v, end - v) || memchr(l, '\0', len)) {
+        return "control bytes in a field value";
+    }
+    apr_table_addn(t, apr_pstrmemdup(p, l, colon - l),
+                   apr_pstrmemdup(p, v, end - v));
+    return NULL;
+}
+
+/* Maps a failed backend read to the client's status, logging why. */
+static int read_failed(response *rs, apr_status_t rv, const char *what)
+{
+    rproxy_exchange *x = rs->x;
+
+    x->reusable = 0;
+    if (rv == LINE_TOO_LONG) {
+        return rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "%s: line longer than "
+                           "%d bytes", what, MAX_LINE);
+    }
+    if (APR_STATUS_IS_TIMEUP(rv)) {
+        return rproxy_fail(x, HTTP_GATEWAY_TIME_OUT, rv, "%s: timed out "
+                           "after %" APR_TIME_T_FMT " s", what,
+                           apr_time_sec(x->timeout));
+    }
+    if (!x->got_bytes && x->conn->reused && !x->body_started
+        && (rv == APR_EOF || APR_STATUS_IS_ECONNRESET(rv)
+            || APR_STATUS_IS_EPIPE(rv))) {
+        return RPROXY_STALE;  /* idle connection died under us: retry */
+    }
+    if (x->send_failed) {
+        return rproxy_fail(x, HTTP_BAD_GATEWAY, x->send_failed,
+                           "%s: backend stopped reading the request and "
+                           "sent no response", what);
+    }
+    if (rv == APR_EOF) {
+        return rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "%s: backend closed the "
+                           "connection", what);
+    }
+    return rproxy_fail(x, HTTP_BAD_GATEWAY, rv, "%s", what);
+}
+
+static int bad_response(response *rs, const char *why)
+{
+    rs->x->reusable = 0;
+    return rproxy_fail(rs->x, HTTP_BAD_GATEWAY, 0, "malformed response: %s",
+                       why);
+}
+
+/* Reads fields up to the empty line into t, within the head limits. */
+static int read_fields(response *rs, apr_table_t *t, const char *what)
+{
+    const rproxy_server_conf *sc = rs->x->sc;
+
+    for (;;) {
+        char *line;
+        apr_size_t len;
+        const char *why;
+        apr_status_t rv = read_line(rs, &line, &len);
+
+        if (rv != APR_SUCCESS) {
+            return read_failed(rs, rv, what);
+        }
+        if (len == 0) {
+            return OK;
+        }
+        rs->head_bytes += len + 2;
+        if (rs->head_bytes > sc->max_head_size) {
+            return bad_response(rs, apr_psprintf(rs->x->r->pool, "head larger "
+                            "than %" APR_SIZE_T_FMT " bytes "
+                            "(RProxyMaxResponseHeadSize)", sc->max_head_size));
+        }
+        if (++rs->field_count > sc->max_headers) {
+            return bad_response(rs, apr_psprintf(rs->x->r->pool, "more than %d "
+                            "header fields (RProxyMaxResponseHeaders)",
+                            sc->max_headers));
+        }
+        why = parse_field(rs, t, line, len);
+        if (why) {
+            return bad_response(rs, why);
+        }
+    }
+}
+
+static int read_head(response *rs)
+{
+    rproxy_exchange *x = rs->x;
+    int interim = 0;
+
+    x->phase = "reading response head";
+    for (;;) {
+        char *line;
+        apr_size_t len;
+        const char *why;
+        int status;
+        apr_status_t rv = read_line(rs, &line, &len);
+
+        if (rv != APR_SUCCESS) {
+            return read_failed(rs, rv, "reading status line");
+        }
+        why = parse_status_line(rs, line, len);
+        if (why) {
+            return bad_response(rs, why);
+        }
+        rs->head_bytes = len + 2;
+        rs->field_count = 0;
+        apr_table_clear(rs->fields);
+        status = read_fields(rs, rs->fields, "reading response head");
+        if (status != OK) {
+            return status;
+        }
+        if (rs->status >= 200) {
+            return OK;
+        }
+        if (rs->status == 101) {
+            return bad_response(rs, "101 Switching Protocols to a request "
+                            "that asked for no upgrade");
+        }
+        if (++interim > MAX_INTERIM) {
+            return bad_response(rs, "too many 1xx interim responses");
+        }
+    }
+}
+
+/* ---- framing ---- */
+
+typedef struct {
+    apr_off_t value;
+    int count;
+    int bad;
+} length_scan;
+
+/* Every Content-Length element must be the same plain decimal number. */
+static int scan_length(void *data, const char *key, const char *value)
+{
+    length_scan *ls = data;
+    const char *p = value;
+
+    (void)key;
+    for (;;) {
+        apr_off_t v = 0;
+        int digits = 0;
+        while (apr_isdigit(*p) && digits < 18) {
+            v = v * 10 + (*p++ - '0');
+            digits++;
+        }
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        if (!digits || (*p && *p != ',') || (ls->count && v != ls->value)) {
+            ls->bad = 1;
+            return 0;
+        }
+        ls->value = v;
+        ls->count++;
+        if (!*p) {
+            return 1;
+        }
+        for (p++; *p == ' ' || *p == '\t'; p++)
+            ;
+    }
+}
+
+static int count_field(void *data, const char *key, const char *value)
+{
+    (void)key;
+    (void)value;
+    (*(int *)data)++;
+    return 1;
+}
+
+static int decide_framing(response *rs)
+{
+    request_rec *r = rs->x->r;
+    const char *te = apr_table_get(rs->fields, "Transfer-Encoding");
+    length_scan ls = { 0, 0, 0 };
+    int te_lines = 0;
+
+    apr_table_do(scan_length, &ls, rs->fields, "Content-Length", NULL);
+    apr_table_do(count_field, &te_lines, rs->fields, "Transfer-Encoding",
+                 NULL);
+    if (ls.bad) {
+        return bad_response(rs, "invalid or conflicting Content-Length");
+    }
+    if (te && ls.count) {
+        return bad_response(rs, "both Content-Length and Transfer-Encoding");
+    }
+    if (te && (te_lines > 1 || strcasecmp(te, "chunked"))) {
+        return bad_response(rs, "transfer coding other than chunked");
+    }
+    rs->length = ls.value;
+    if (r->header_only || rs->status == HTTP_NO_CONTENT
+        || rs->status == HTTP_NOT_MODIFIED) {
+        rs->frame = FRAME_NONE;
+    }
+    else if (te) {
+        rs->frame = FRAME_CHUNKED;
+    }
+    else if (ls.count) {
+        rs->frame = FRAME_LENGTH;
+    }
+    else {
+        rs->frame = FRAME_CLOSE;
+    }
+    return OK;
+}
+
+/* ---- the head to the client ---- */
+
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+    "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+    "Content-Length", NULL
+};
+
+typedef struct {
+    request_rec *r;
+    const apr_array_header_t *tokens;
+} copy_ctx;
+
+static int copy_response_field(void *data, const char *name, const char *value)
+{
+    copy_ctx *ctx = data;
+    const char *const *h;
+
+    for (h = hop_by_hop; *h; h++) {
+        if (!strcasecmp(name, *h)) {
+            return 1;
+        }
+    }
+    if (rproxy_is_hop_by_hop(name, ctx->tokens)) {
+        return 1;
+    }
+    if (!strcasecmp(name, "Content-Type")) {
+        ap_set_content_type(ctx->r, value);
+        return 1;
+    }
+    apr_table_addn(ctx->r->headers_out, name, value);
+    return 1;
+}
+
+static const char *status_line(apr_pool_t *p, int status)
+{
+    const char *known = ap_get_status_line(status);
+    if (atoi(known) == status) {
+        return known;
+    }
+    return apr_psprintf(p, "%d ", status);  /* an empty reason is valid */
+}
+
+static void set_client_head(response *rs)
+{
+    rproxy_exchange *x = rs->x;
+    request_rec *r = x->r;
+    copy_ctx ctx;
+    const char *ctype;
+
+    ctx.r = r;
+    ctx.tokens = rproxy_connection_tokens(r->pool, rs->fields);
+    if (rs->minor == 0
+        || rproxy_is_hop_by_hop("close", ctx.tokens)) {
+        x->reusable = 0;
+    }
+    apr_table_do(copy_response_field, &ctx, rs->fields, NULL);
+    r->status = rs->status;
+    r->status_line = status_line(r->pool, rs->status);
+    /* httpd then keeps the backend's Date and Server headers. */
+    r->proxyreq = PROXYREQ_REVERSE;
+    if (rs->frame == FRAME_LENGTH) {
+        ap_set_content_length(r, rs->length);
+    }
+    else if (r->header_only && apr_table_get(rs->fields, "Content-Length")) {
+        apr_table_setn(r->headers_out, "Content-Length",
+                       apr_off_t_toa(r->pool, rs->length));
+    }
+    ctype = r->content_type ? r->content_type : "";
+    rs->flush_every = x->dc->flush_interval < 0
+                      || rs->frame == FRAME_CHUNKED
+                      || rs->frame == FRAME_CLOSE
+                      || !strncasecmp(ctype, "text/event-stream", 17);
+}
+
+/* ---- relaying the body ---- */
+
+static apr_status_t pass(response *rs, apr_bucket *b, int flush)
+{
+    request_rec *r = rs->x->r;
+    conn_rec *c = r->connection;
+    apr_status_t rv;
+
+    if (b) {
+        APR_BRIGADE_INSERT_TAIL(rs->bb, b);
+    }
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(rs->bb,
+                                apr_bucket_flush_create(c->bucket_alloc));
+        rs->unflushed_since = 0;
+    }
+    else if (rs->x->dc->flush_interval > 0 && !rs->unflushed_since) {
+        rs->unflushed_since = apr_time_now();
+    }
+    rv = ap_pass_brigade(r->output_filters, rs->bb);
+    apr_brigade_cleanup(rs->bb);
+    rs->x->head_sent = 1;
+    if (rv != APR_SUCCESS || c->aborted) {
+        rs->client_gone = 1;
+        return rv != APR_SUCCESS ? rv : APR_ECONNABORTED;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t pass_bytes(response *rs, const char *data, apr_size_t n)
+{
+    apr_bucket *b = apr_bucket_transient_create(data, n,
+                                        rs->x->r->connection->bucket_alloc);
+    return pass(rs, b, rs->flush_every);
+}
+
+/* fill() for body bytes, honouring RProxyFlushInterval N: while data waits
+ * unflushed, block on the backend no longer than until it is due. */
+static apr_status_t body_fill(response *rs)
+{
+    rproxy_exchange *x = rs->x;
+    apr_interval_time_t wait;
+    apr_status_t rv;
+
+    if (!rs->unflushed_since) {
+        return fill(x);
+    }
+    wait = rs->unflushed_since + x->dc->flush_interval - apr_time_now();
+    if (wait > 0 && wait < x->timeout) {
+        apr_socket_timeout_set(x->conn->sock, wait);
+        rv = fill(x);
+        apr_socket_timeout_set(x->conn->sock, x->timeout);
+        if (!APR_STATUS_IS_TIMEUP(rv)) {
+            return rv;
+        }
+    }
+    rv = pass(rs, NULL, 1);
+    return rv == APR_SUCCESS ? fill(x) : rv;
+}
+
+/* Relays exactly n bytes of body. */
+static apr_status_t relay_length(response *rs, apr_off_t n)
+{
+    rproxy_exchange *x = rs->x;
+
+    while (n > 0) {
+        apr_size_t avail;
+        apr_status_t rv;
+
+        if (x->rpos == x->rend) {
+            rv = body_fill(rs);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+        }
+        avail = x->rend - x->rpos;
+        if ((apr_off_t)avail > n) {
+            avail = (apr_size_t)n;
+        }
+        rv = pass_bytes(rs, x->buf.data + x->rpos, avail);
+        x->rpos += avail;
+        n -= avail;
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t relay_until_close(response *rs)
+{
+    rproxy_exchange *x = rs->x;
+
+    x->reusable = 0;
+    for (;;) {
+        apr_status_t rv;
+        if (x->rpos == x->rend) {
+            rv = body_fill(rs);
+            if (rv == APR_EOF) {
+                return APR_SUCCESS;
+            }
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+        }
+        rv = pass_bytes(rs, x->buf.data + x->rpos, x->rend - x->rpos);
+        x->rpos = x->rend;
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+}
+
+/* chunk-size [ BWS ";" chunk-ext ]; returns NULL or why it is bad. */
+static const char *parse_chunk_size(const char *l, apr_off_t *size)
+{
+    apr_off_t v = 0;
+    int digits = 0;
+
+    for (; apr_isxdigit(*l); l++, digits++) {
+        if (v > (APR_INT64_MAX >> 4)) {
+            return "chunk size overflows";
+        }
+        v = (v << 4) | (apr_isdigit(*l) ? *l - '0'
+                                        : apr_tolower(*l) - 'a' + 10);
+    }
+    while (*l == ' ' || *l == '\t') {
+        l++;
+    }
+    if (!digits || (*l && *l != ';')) {
+        return "bad chunk size line";
+    }
+    if (*l && !valid_value(l, strlen(l))) {
+        return "control bytes in a chunk extension";
+    }
+    *size = v;
+    return NULL;
+}
+
+static const char *const not_trailers[] = {
+    "Content-Length", "Transfer-Encoding", "Host", "Connection", "Keep-Alive",
+    "TE", "Trailer", "Upgrade", "Proxy-Connection", "Proxy-Authenticate",
+    "Proxy-Authorization", "Content-Type", "Content-Encoding", "Content-Range",
+    NULL
+};
+
+static int keep_trailer(void *data, const char *name, const char *value)
+{
+    request_rec *r = data;
+    const char *const *n;
+
+    for (n = not_trailers; *n; n++) {
+        if (!strcasecmp(name, *n)) {
+            return 1;
+        }
+    }
+    apr_table_addn(r->trailers_out, name, value);
+    return 1;
+}
+
+/* Decodes a chunked body; returns an HTTP status for framing errors. */
+static int relay_chunked(response *rs, apr_status_t *rv)
+{
+    rproxy_exchange *x = rs->x;
+    apr_table_t *trailers;
+    int status;
+
+    for (;;) {
+        char *line;
+        apr_size_t len;
+        apr_off_t size;
+        const char *why;
+
+        *rv = read_line(rs, &line, &len);
+        if (*rv != APR_SUCCESS) {
+            return read_failed(rs, *rv, "reading chunk size");
+        }
+        why = parse_chunk_size(line, &size);
+        if (why) {
+            return bad_response(rs, why);
+        }
+        if (size == 0) {
+            break;
+        }
+        *rv = relay_length(rs, size);
+        if (*rv != APR_SUCCESS) {
+            return rs->client_gone ? OK : read_failed(rs, *rv, "reading chunk");
+        }
+        *rv = read_line(rs, &line, &len);
+        if (*rv != APR_SUCCESS) {
+            return read_failed(rs, *rv, "reading chunk end");
+        }
+        if (len != 0) {
+            return bad_response(rs, "chunk data longer than its size");
+        }
+    }
+    trailers = apr_table_make(x->r->pool, 2);
+    rs->head_bytes = 0;
+    rs->field_count = 0;
+    status = read_fields(rs, trailers, "reading trailers");
+    if (status == OK) {
+        apr_table_do(keep_trailer, x->r, trailers, NULL);
+    }
+    return status;
+}
+
+/* Relays the body; returns OK, or an HTTP status for a backend failure. */
+static int relay_body(response *rs)
+{
+    rproxy_exchange *x = rs->x;
+    apr_status_t rv = APR_SUCCESS;
+    int status = OK;
+
+    x->phase = "reading response body";
+    switch (rs->frame) {
+    case FRAME_NONE:
+        break;
+    case FRAME_LENGTH:
+        rv = relay_length(rs, rs->length);
+        if (rv != APR_SUCCESS && !rs->client_gone) {
+            status = read_failed(rs, rv, apr_psprintf(x->r->pool,
+                        "reading %" APR_OFF_T_FMT "-byte body", rs->length));
+        }
+        break;
+    case FRAME_CHUNKED:
+        status = relay_chunked(rs, &rv);
+        break;
+    case FRAME_CLOSE:
+        rv = relay_until_close(rs);
+        if (rv != APR_SUCCESS && !rs->client_gone) {
+            status = read_failed(rs, rv, "reading close-delimited body");
+        }
+        break;
+    }
+    if (x->rpos != x->rend) {
+        x->reusable = 0;      /* stray bytes after the response: never reuse */
+    }
+    return status;
+}
+
+/* The backend failed after the client got our head: make sure the client
+ * cannot take what it received for a complete response. */
+static void abort_client(rproxy_exchange *x)
+{
+    request_rec *r = x->r;
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    apr_socket_t *csd = ap_get_conn_socket(c);
+    apr_os_sock_t fd;
+
+    /* The error bucket stops the chunk filter from ending the body. */
+    APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL,
+                                                       r->pool,
+                                                       c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+    c->keepalive = AP_CONN_CLOSE;
+    /* Close with a reset rather than a FIN that could pass for the end of
+     * a close-delimited body. */
+    if (csd && apr_os_sock_get(&fd, csd) == APR_SUCCESS) {
+        struct linger lg = { 1, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    c->aborted = 1;
+}
+
+static int finish(response *rs)
+{
+    conn_rec *c = rs->x->r->connection;
+    apr_bucket *eos = apr_bucket_eos_create(c->bucket_alloc);
+
+    if (pass(rs, eos, 0) != APR_SUCCESS) {
+        rs->x->reusable = 0;
+    }
+    return OK;
+}
+
+int rproxy_relay_response(rproxy_exchange *x)
+{
+    request_rec *r = x->r;
+    response rs;
+    int status;
+
+    memset(&rs, 0, sizeof(rs));
+    rs.x = x;
+    rs.fields = apr_table_make(r->pool, 16);
+    rs.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+
+    status = read_head(&rs);
+    if (status == OK) {
+        status = decide_framing(&rs);
+    }
+    if (status != OK) {
+        return status;
+    }
+    set_client_head(&rs);
+    /* A streamed response whose first bytes are not here yet: let the
+     * client see the head now rather than when the backend speaks again. */
+    if (rs.flush_every && rs.frame != FRAME_NONE && x->rpos == x->rend
+        && pass(&rs, NULL, 1) != APR_SUCCESS) {
+        rs.client_gone = 1;
+    }
+    if (!rs.client_gone) {
+        status = relay_body(&rs);
+    }
+    if (rs.client_gone) {
+        x->reusable = 0;
+        RPROXY_COUNT(client_aborts);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "rproxy: %s: client went away during the response; "
+                      "closing the backend connection", x->dc->target->url);
+        return OK;
+    }
+    if (status != OK) {
+        if (!x->head_sent) {
+            /* Nothing reached the client yet: a clean error page. */
+            r->proxyreq = PROXYREQ_NONE;
+            r->status_line = NULL;
+            return status;
+        }
+        abort_client(x);
+        return OK;
+    }
+    return finish(&rs);
+}
