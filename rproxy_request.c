@@ -107,13 +107,45 @@ static int is_request_target_safe(const char *s)
     return 1;
 }
 
+/* The request's path as the client escaped it, normalized the way httpd
+ * normalized r->uri before matching <Location>s (httpd decodes r->uri and
+ * r->parsed_uri.path in place, so only r->unparsed_uri still has the
+ * client's escapes).  NULL if it is not an absolute path. */
+static char *client_escaped_path(request_rec *r)
+{
+    const char *u = r->unparsed_uri, *scheme_end;
+    core_server_config *core =
+        ap_get_core_module_config(r->server->module_config);
+    unsigned int flags = AP_NORMALIZE_NOT_ABOVE_ROOT
+                         | AP_NORMALIZE_DECODE_UNRESERVED;
+    char *path;
+
+    if (!u) {
+        return NULL;
+    }
+    if (u[0] != '/' && (scheme_end = strstr(u, "://")) != NULL) {
+        u = ap_strchr_c(scheme_end + 3, '/');   /* absolute-form */
+        if (!u) {
+            return NULL;
+        }
+    }
+    if (u[0] != '/') {
+        return NULL;
+    }
+    path = apr_pstrmemdup(r->pool, u, strcspn(u, "?#"));
+    if (core->merge_slashes != AP_CORE_CONFIG_OFF) {
+        flags |= AP_NORMALIZE_MERGE_SLASHES;
+    }
+    return ap_normalize_path(path, flags) ? path : NULL;
+}
+
 int rproxy_build_path(request_rec *r, const rproxy_dir_conf *dc,
                       const char **uri_out)
 {
-    const char *raw = r->parsed_uri.path;
+    const char *raw = client_escaped_path(r);
     const char *rest, *path, *query;
 
-    if (!raw || raw[0] != '/') {
+    if (!raw) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "rproxy: request target is not an absolute path; "
                       "refusing to forward it to %s", dc->target->url);
@@ -309,7 +341,7 @@ static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
 {
     const char *host = apr_table_get(r->headers_in, "Host");
     *bad = 0;
-    if (!dc->preserve_host || !host) {
+    if (dc->preserve_host != 1 || !host) {
         return dc->target->authority;
     }
     for (const char *p = host; *p; p++) {

@@ -1,0 +1,118 @@
+# Errors: what the client gets, what the log says, and that every buffer
+# went back to the pool (rproxy-status outstanding: 0) on every path.
+use strict;
+use warnings FATAL => 'all';
+
+use Apache::Test;
+use Apache::TestUtil;
+use RProxyTest;
+use Time::HiRes qw(time);
+
+plan tests => 27;
+
+sub outstanding_zero {
+    my $what = shift;
+    my $ok = wait_for(sub { counters()->{outstanding} == 0 }, 5);
+    ok t_cmp($ok ? 1 : 0, 1, "$what: outstanding 0 afterwards");
+}
+
+sub logged {
+    my ($mark, $re, $what) = @_;
+    my $ok = wait_for(sub { error_log_since($mark) =~ $re }, 3);
+    ok t_cmp($ok ? 1 : 0, 1, "$what: error log says why");
+}
+
+# Backend refuses the connection: 502.
+{
+    my $mark = error_log_mark();
+    my $r = http_request(GET => '/dead/x');
+    ok t_cmp($r->{status}, 502, 'refused backend answers 502');
+    logged($mark, qr/rproxy:error.*dead|rproxy: http:\/\/127\.0\.0\.1:\d+\/: connecting: cannot connect/,
+           'refused');
+    outstanding_zero('refused');
+}
+
+# Backend closes mid-body after the head went out: the client must not see
+# a complete response.
+for my $chunked (0, 1) {
+    my $how = $chunked ? 'chunked' : 'Content-Length';
+    my $mark = error_log_mark();
+    my $q = 'gen=200000&cut=70000' . ($chunked ? '&chunked=1' : '');
+    my $r = http_request(GET => "/be/c?$q");
+    ok t_cmp($r->{status}, 200, "$how cut: head relayed");
+    ok t_cmp($r->{complete} ? 1 : 0, 0, "$how cut: client sees an incomplete body");
+    logged($mark, qr/rproxy:error.*reading (?:200000-byte body|chunk)/, "$how cut");
+    outstanding_zero("$how cut");
+}
+
+# Backend too slow: 504 after RProxyTimeout (1 s here).
+{
+    my $mark = error_log_mark();
+    my $t0 = time;
+    my $r = http_request(GET => '/slow/x?sleep=4000');
+    my $took = time - $t0;
+    ok t_cmp($r->{status}, 504, 'slow backend answers 504');
+    ok t_cmp($took < 3.5 ? 1 : 0, 1, sprintf('504 came after the timeout (%.1fs)', $took));
+    logged($mark, qr/rproxy:error.*timed out/, 'timeout');
+    outstanding_zero('timeout');
+}
+
+# Backend answers garbage: 502.
+{
+    my $be = raw_backend({ reply => "garbage\r\n\r\n" });
+    my $mark = error_log_mark();
+    my $r = http_request(GET => '/raw/x');
+    ok t_cmp($r->{status}, 502, 'garbage status line answers 502');
+    logged($mark, qr/rproxy:error.*malformed status line/, 'garbage');
+    $be->stop;
+}
+
+# Backend closes without a word: 502.
+{
+    my $be = raw_backend({ reply => '' });
+    my $r = http_request(GET => '/raw/x');
+    ok t_cmp($r->{status}, 502, 'backend closing without answering: 502');
+    $be->stop;
+}
+
+# A close-delimited response is relayed whole, then re-framed for the client.
+{
+    my $body = pattern(100000);
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Type: x/y\r\n\r\n$body" });
+    my $r = http_request(GET => '/raw/x');
+    ok t_cmp($r->{complete} && $r->{body} eq $body ? 1 : 0, 1,
+             'close-delimited body relayed byte-exact');
+    ok t_cmp(($r->{headers}{'transfer-encoding'} || [''])->[0], 'chunked',
+             'and re-framed chunked for the HTTP/1.1 client');
+    $be->stop;
+}
+
+# Client disconnects mid-download.
+{
+    my $before = counters();
+    my ($got) = raw_exchange("GET /be/big?gen=50000000 HTTP/1.1\r\nHost: x\r\n\r\n",
+                             read_max => 200000);
+    ok t_cmp(length($got) >= 200000 ? 1 : 0, 1, 'client read part of a big body');
+    my $ok = wait_for(sub { counters()->{client_aborts} > $before->{client_aborts} }, 10);
+    ok t_cmp($ok ? 1 : 0, 1, 'the proxy noticed the client left');
+    outstanding_zero('client gone');
+    my $r = http_request(GET => '/be/after?say=still-here');
+    ok t_cmp($r->{body}, 'still-here', 'next request works');
+}
+
+# SetHandler rproxy without RProxyTarget: 500 and a log line.
+{
+    my $mark = error_log_mark();
+    my $r = http_request(GET => '/notarget/x');
+    ok t_cmp($r->{status}, 500, 'no RProxyTarget answers 500');
+    logged($mark, qr/without RProxyTarget/, 'no target');
+}
+
+# The testpool's books balance on an error path too.
+{
+    my $mark = error_log_mark();
+    my $r = http_request(GET => '/pool/test/c?gen=200000&cut=5000');
+    wait_for(sub { error_log_since($mark) =~ /putBuf/ });
+    my @calls = error_log_since($mark) =~ /rproxy_testpool: (getBuf|putBuf-\d+)/g;
+    ok t_cmp("@calls", 'getBuf putBuf-1234', 'backend cut: one get, one put');
+}

@@ -1,0 +1,63 @@
+# Backend keep-alive: idle connections are reused, broken ones never are.
+use strict;
+use warnings FATAL => 'all';
+
+use Apache::Test;
+use Apache::TestUtil;
+use RProxyTest;
+
+plan tests => 8;
+
+# 100 sequential requests (each from a new client connection) open at most
+# a handful of backend connections.
+{
+    my $before = counters();
+    my $ok = 0;
+    for my $i (1 .. 100) {
+        my $r = http_request(GET => "/be/r?say=n$i");
+        $ok++ if $r->{body} eq "n$i";
+    }
+    my $after = counters();
+    my $connects = $after->{backend_connects} - $before->{backend_connects};
+    ok t_cmp($ok, 100, '100 sequential requests answered');
+    ok t_cmp($connects <= 3 ? 1 : 0, 1, "opened $connects backend connections (<= 3)");
+    ok t_cmp($after->{backend_reuses} - $before->{backend_reuses} >= 97 ? 1 : 0, 1,
+             'the rest reused idle connections');
+}
+
+# A connection whose response was cut is not reused.
+{
+    http_request(GET => '/be/c?gen=100000&cut=1000');
+    my $r = http_request(GET => '/be/r?say=fresh');
+    ok t_cmp($r->{body}, 'fresh', 'request after a cut response works');
+}
+
+# Bytes the backend sends after the end of a response are never served to
+# the next request: that connection is closed.
+{
+    my $be = raw_backend(
+        { reply => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n"
+                   . "Content-Length: 6\r\n\r\nsmuggl", keep => 1 },
+        { reply => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclean" },
+        { reply => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclean" },
+    );
+    my $r1 = http_request(GET => '/raw/one');
+    my $r2 = http_request(GET => '/raw/two');
+    ok t_cmp($r1->{body}, 'ok', 'first response');
+    ok t_cmp($r2->{body}, 'clean', 'stray bytes were not served as the next response');
+    $be->stop;
+}
+
+# An idle connection the backend closed is noticed, and the request goes
+# out on a fresh one.
+{
+    my $be = raw_backend(
+        { reply => "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na" },   # then closes
+        { reply => "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb" },
+    );
+    my $r1 = http_request(GET => '/raw/a');
+    my $r2 = http_request(GET => '/raw/b');
+    ok t_cmp($r1->{body}, 'a', 'first response');
+    ok t_cmp($r2->{body}, 'b', 'backend-closed idle connection was not used');
+    $be->stop;
+}
