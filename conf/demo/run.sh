@@ -1,0 +1,98 @@
+#!/bin/sh
+# The mod_rproxy demo: `sh conf/demo/run.sh start|stop` (`make run` / `make stop`).
+# One Debian apache2 runs a config generated from httpd.conf.in; nothing of
+# /etc/apache2 (or apache2ctl's envvars) is used, so the system's own httpd,
+# if any, is left alone.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+httpd=${APACHE2:-/usr/sbin/apache2}
+moddir=/usr/lib/apache2/modules
+module=$top/.libs/mod_rproxy.so
+# The repo may live where www-data cannot read (e.g. under /root), so the page
+# it serves, the config, pid file and logs go to a world-readable dir in /tmp;
+# one per user, so a user's demo and root's do not collide.
+rundir=${RPROXY_DEMO_DIR:-/tmp/mod_rproxy-demo-$(id -un)}
+pidfile=$rundir/httpd.pid
+conf=$rundir/httpd.conf
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+# Sets $pid when our demo httpd is alive.  The pid file alone is not trusted:
+# after a crash or reboot its pid may belong to some other process.
+demo_running() {
+    [ -r "$pidfile" ] || return 1
+    pid=$(cat "$pidfile")
+    case $pid in ''|*[!0-9]*) return 1 ;; esac
+    kill -0 "$pid" 2>/dev/null || return 1
+    [ ! -r "/proc/$pid/cmdline" ] ||
+        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$conf"
+}
+
+stop() {
+    if ! demo_running; then
+        rm -f "$pidfile"
+        echo "mod_rproxy demo is not running"
+        return 0
+    fi
+    kill -TERM "$pid"
+    # Wait for the exit, so that a start right after can bind the ports.
+    i=0
+    while kill -0 "$pid" 2>/dev/null; do
+        i=$((i + 1))
+        [ "$i" -le 100 ] || die "httpd (pid $pid) did not stop within 10s"
+        sleep 0.1
+    done
+    echo "mod_rproxy demo stopped (pid $pid)"
+}
+
+start() {
+    [ -x "$httpd" ] || die "$httpd not found: run 'make deps' (as root)"
+    [ -f "$module" ] || die "$module not found: run 'make' first"
+    if demo_running; then
+        echo "mod_rproxy demo already running (pid $pid): restarting it"
+        stop
+    fi
+    # When root, refuse a path in /tmp that someone else created (or a
+    # symlink planted there): we would write root-owned files through it.
+    if [ -L "$rundir" ] ||
+        { [ -e "$rundir" ] && ! { [ -d "$rundir" ] && [ -O "$rundir" ]; }; }; then
+        die "$rundir exists but is not our directory; remove it"
+    fi
+    mkdir -p "$rundir/htdocs" "$rundir/empty"
+    # Explicit modes: a umask of 077 would lock the children (www-data) out.
+    chmod 755 "$rundir" "$rundir/htdocs" "$rundir/empty"
+    cp "$here/index.html" "$rundir/htdocs/index.html"
+    chmod 644 "$rundir/htdocs/index.html"
+    sed -e "s|@RUNDIR@|$rundir|g" -e "s|@MODDIR@|$moddir|g" \
+        -e "s|@MODULE@|$module|g" "$here/httpd.conf.in" >"$conf"
+    rm -f "$pidfile"
+
+    # Only a root parent switches its children to www-data (User/Group).
+    set --
+    [ "$(id -u)" != 0 ] || set -- -D DEMO_AS_ROOT
+    "$httpd" -f "$conf" "$@" -k start || die "httpd failed to start (config: $conf)"
+
+    # `-k start` returns when the daemon has detached; the daemon writes the
+    # pid file a moment later, and could still die (e.g. in a module's init).
+    i=0
+    until demo_running; do
+        i=$((i + 1))
+        if [ "$i" -gt 50 ]; then
+            echo "run.sh: httpd did not come up; end of $rundir/error.log:" >&2
+            tail -n 5 "$rundir/error.log" >&2 2>/dev/null || true
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "mod_rproxy demo running (pid $pid): http://127.0.0.1:8080/app/"
+    echo "counters: http://127.0.0.1:8080/rproxy-status  logs: $rundir/"
+    echo "stop with: make stop"
+}
+
+case ${1:-} in
+    start) start ;;
+    stop)  stop ;;
+    *)     echo "usage: sh $0 start|stop" >&2; exit 2 ;;
+esac
