@@ -7,11 +7,11 @@
 
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 SRCS     = mod_rproxy.c rproxy_request.c rproxy_response.c rproxy_pool.c \
-           rproxy_conn.c rproxy_status.c
+           rproxy_conn.c rproxy_status.c rproxy_trailers.c
 HDRS     = mod_rproxy.h rproxy.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
-DEBIAN_PACKAGES = apache2 apache2-dev libapache2-mod-perl2 curl
+DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl
 
 .PHONY: all deps install test run stop clean
 

@@ -472,6 +472,7 @@ static void rproxy_register_hooks(apr_pool_t *p)
                          RPROXY_BUFFER_POOL_VERSION, &rproxy_apr_pool);
     ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "none",
                          RPROXY_BUFFER_POOL_VERSION, &rproxy_none_pool);
+    rproxy_register_trailer_filter();
     ap_hook_post_config(rproxy_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rproxy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rproxy_handler, NULL, NULL, APR_HOOK_MIDDLE);

@@ -134,6 +134,12 @@ int rproxy_send_request(rproxy_exchange *x, const char *uri);
 apr_array_header_t *rproxy_connection_tokens(apr_pool_t *p, apr_table_t *h);
 int rproxy_is_hop_by_hop(const char *name, const apr_array_header_t *tokens);
 
+/* rproxy_trailers.c */
+int rproxy_trailer_allowed(const char *name);
+const char *rproxy_last_chunk(apr_pool_t *p, apr_table_t *trailers);
+void rproxy_add_trailer_filter(request_rec *r);
+void rproxy_register_trailer_filter(void);
+
 /* rproxy_response.c; RPROXY_STALE: a reused idle connection failed before
  * any response byte and nothing of the request body was consumed, so the
  * request can be sent again on a fresh connection. */

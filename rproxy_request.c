@@ -503,7 +503,8 @@ static int stream_body(rproxy_exchange *x, body_framing bf)
         }
     }
     if (bf == BODY_CHUNKED) {
-        apr_status_t rv = rproxy_send_all(x->conn->sock, "0\r\n\r\n", 5);
+        const char *last = rproxy_last_chunk(r->pool, r->trailers_in);
+        apr_status_t rv = rproxy_send_all(x->conn->sock, last, strlen(last));
         if (rv != APR_SUCCESS) {
             x->reusable = 0;
             x->send_failed = rv;

@@ -429,6 +429,29 @@ static const char *status_line(apr_pool_t *p, int status)
     return apr_psprintf(p, "%d ", status);  /* an empty reason is valid */
 }
 
+/* Re-announces the backend's Trailer names that may cross the proxy. */
+static void announce_trailers(response *rs)
+{
+    request_rec *r = rs->x->r;
+    const char *announced = apr_table_get(rs->fields, "Trailer");
+    char *copy, *tok, *last;
+    const char *names = NULL;
+
+    if (!announced) {
+        return;
+    }
+    copy = apr_pstrdup(r->pool, announced);
+    for (tok = apr_strtok(copy, ", \t", &last); tok;
+         tok = apr_strtok(NULL, ", \t", &last)) {
+        if (rproxy_trailer_allowed(tok)) {
+            names = names ? apr_pstrcat(r->pool, names, ", ", tok, NULL) : tok;
+        }
+    }
+    if (names) {
+        apr_table_setn(r->headers_out, "Trailer", names);
+    }
+}
+
 static void set_client_head(response *rs)
 {
     rproxy_exchange *x = rs->x;
@@ -453,6 +476,10 @@ static void set_client_head(response *rs)
     else if (r->header_only && apr_table_get(rs->fields, "Content-Length")) {
         apr_table_setn(r->headers_out, "Content-Length",
                        apr_off_t_toa(r->pool, rs->length));
+    }
+    if (rs->frame == FRAME_CHUNKED) {
+        announce_trailers(rs);
+        rproxy_add_trailer_filter(r);
     }
     ctype = r->content_type ? r->content_type : "";
     rs->flush_every = x->dc->flush_interval < 0
@@ -600,24 +627,12 @@ static const char *parse_chunk_size(const char *l, apr_off_t *size)
     return NULL;
 }
 
-static const char *const not_trailers[] = {
-    "Content-Length", "Transfer-Encoding", "Host", "Connection", "Keep-Alive",
-    "TE", "Trailer", "Upgrade", "Proxy-Connection", "Proxy-Authenticate",
-    "Proxy-Authorization", "Content-Type", "Content-Encoding", "Content-Range",
-    NULL
-};
-
 static int keep_trailer(void *data, const char *name, const char *value)
 {
     request_rec *r = data;
-    const char *const *n;
-
-    for (n = not_trailers; *n; n++) {
-        if (!strcasecmp(name, *n)) {
-            return 1;
-        }
+    if (rproxy_trailer_allowed(name)) {
+        apr_table_addn(r->trailers_out, name, value);
     }
-    apr_table_addn(r->trailers_out, name, value);
     return 1;
 }
 

@@ -1,0 +1,114 @@
+/*
+ * rproxy_trailers.c - trailer fields across the proxy, both ways.
+ *
+ * httpd 2.4's CHUNK filter ends every chunked response with a bare
+ * "0\r\n\r\n" and never writes r->trailers_out, so HTTP/1.1 clients would
+ * lose the backend's trailers.  RPROXY_TRAILERS sits just below CHUNK and
+ * rewrites that last chunk to carry them.  (mod_http2 sends r->trailers_out
+ * to HTTP/2 clients by itself.)
+ */
+#include "rproxy.h"
+#include "http_protocol.h"
+#include "apr_strings.h"
+#include "util_filter.h"
+
+#define LAST_CHUNK "0\r\n\r\n"
+
+static ap_filter_rec_t *trailer_filter_handle;
+
+/* Names that describe framing, routing or the message as a whole, which a
+ * trailer must not carry (RFC 9110 6.5.1), plus every hop-by-hop name. */
+static const char *const never_trailers[] = {
+    "Content-Length", "Transfer-Encoding", "Host", "Connection", "Keep-Alive",
+    "TE", "Trailer", "Upgrade", "Proxy-Connection", "Proxy-Authenticate",
+    "Proxy-Authorization", "Content-Type", "Content-Encoding", "Content-Range",
+    "Expect", "Cache-Control", "Authorization", "Set-Cookie", NULL
+};
+
+int rproxy_trailer_allowed(const char *name)
+{
+    const char *const *n;
+    for (n = never_trailers; *n; n++) {
+        if (!strcasecmp(name, *n)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+typedef struct {
+    apr_pool_t *p;
+    const char *text;
+} field_text;
+
+static int add_field_text(void *data, const char *name, const char *value)
+{
+    field_text *ft = data;
+    if (rproxy_trailer_allowed(name)) {
+        ft->text = apr_pstrcat(ft->p, ft->text, name, ": ", value, "\r\n",
+                               NULL);
+    }
+    return 1;
+}
+
+const char *rproxy_last_chunk(apr_pool_t *p, apr_table_t *trailers)
+{
+    field_text ft = { p, "0\r\n" };
+    if (trailers) {
+        apr_table_do(add_field_text, &ft, trailers, NULL);
+    }
+    return apr_pstrcat(p, ft.text, "\r\n", NULL);
+}
+
+static int is_plain_last_chunk(apr_bucket *b)
+{
+    const char *data;
+    apr_size_t len;
+
+    return b->length == sizeof(LAST_CHUNK) - 1
+           && apr_bucket_read(b, &data, &len, APR_BLOCK_READ) == APR_SUCCESS
+           && len == sizeof(LAST_CHUNK) - 1
+           && !memcmp(data, LAST_CHUNK, len);
+}
+
+static apr_status_t trailer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    request_rec *r = f->r;
+    apr_bucket *b;
+
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+         b = APR_BUCKET_NEXT(b)) {
+        apr_bucket *last;
+        const char *chunk;
+
+        if (!APR_BUCKET_IS_EOS(b)) {
+            continue;
+        }
+        ap_remove_output_filter(f);
+        last = APR_BUCKET_PREV(b);
+        if (!r->chunked || apr_is_empty_table(r->trailers_out)
+            || last == APR_BRIGADE_SENTINEL(bb) || !is_plain_last_chunk(last)) {
+            break;
+        }
+        chunk = rproxy_last_chunk(r->pool, r->trailers_out);
+        APR_BUCKET_INSERT_BEFORE(last, apr_bucket_pool_create(chunk,
+                                 strlen(chunk), r->pool,
+                                 r->connection->bucket_alloc));
+        apr_bucket_delete(last);
+        break;
+    }
+    return ap_pass_brigade(f->next, bb);
+}
+
+void rproxy_add_trailer_filter(request_rec *r)
+{
+    ap_add_output_filter_handle(trailer_filter_handle, NULL, r, r->connection);
+}
+
+void rproxy_register_trailer_filter(void)
+{
+    /* Below CHUNK (AP_FTYPE_TRANSCODE), above the connection filters. */
+    trailer_filter_handle = ap_register_output_filter("RPROXY_TRAILERS",
+                                trailer_filter, NULL,
+                                (ap_filter_type)(AP_FTYPE_TRANSCODE + 5));
+}
