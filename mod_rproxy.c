@@ -15,6 +15,7 @@
 #include "ap_provider.h"
 #include "apr_strings.h"
 #include "apr_uri.h"
+#include "apr_fnmatch.h"
 
 #include <errno.h>
 
@@ -135,11 +136,12 @@ static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
     t->key = apr_psprintf(cmd->pool, "%s:%u", u.hostname, t->port);
     dc->target = t;
 
-    /* Only a literal <Location> has a prefix to replace by the target path. */
+    /* Only a literal <Location> has a prefix to replace by the target path
+     * (not a regex, not a wildcard pattern). */
     section = enclosing_section(cmd, &args);
     dc->strip_prefix = NULL;
     if (section && !strcasecmp(section, "<Location") && cmd->path
-        && args[0] != '~') {
+        && args[0] != '~' && !apr_fnmatch_test(cmd->path)) {
         dc->strip_prefix = cmd->path;
     }
     return NULL;
@@ -336,6 +338,19 @@ int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
     return status;
 }
 
+/* A request that may be sent twice (RFC 9110 9.2.2): a reused connection
+ * that dies before answering gets it again on a fresh one. */
+static int is_idempotent(request_rec *r)
+{
+    switch (r->method_number) {
+    case M_GET: case M_PUT: case M_DELETE: case M_OPTIONS: case M_TRACE:
+        return 1;
+    default:
+        return r->header_only
+               || apr_table_get(r->headers_in, "Idempotency-Key") != NULL;
+    }
+}
+
 /* One attempt: connect (or reuse), send the request, relay the response. */
 static int attempt(rproxy_exchange *x, const char *uri)
 {
@@ -358,6 +373,7 @@ static int attempt(rproxy_exchange *x, const char *uri)
     x->got_bytes = 0;
     x->send_failed = APR_SUCCESS;
     x->rpos = x->rend = 0;
+    x->resp = NULL;
     status = rproxy_send_request(x, uri);
     if (status == OK) {
         status = rproxy_relay_response(x);
@@ -403,6 +419,7 @@ static int rproxy_handler(request_rec *r)
     x.dc = dc;
     x.sc = ap_get_module_config(r->server->module_config, &rproxy_module);
     x.timeout = dc->timeout > 0 ? dc->timeout : r->server->timeout;
+    x.idempotent = is_idempotent(r);
     rproxy_buf_get(&x.buf, dc->pool ? dc->pool : &rproxy_apr_pool, r,
                    x.sc->buffer_size);
 

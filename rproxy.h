@@ -120,9 +120,11 @@ typedef struct {
     int got_bytes;              /* the backend sent something */
     int head_sent;              /* the client has our status line */
     int reusable;               /* backend connection may go back idle */
+    int idempotent;             /* may be retried on a fresh connection */
     int body_started;           /* client body reading began: no retry */
     apr_status_t send_failed;   /* writing to the backend failed */
     const char *phase;          /* for log lines */
+    struct rproxy_response *resp; /* rproxy_response.c's state */
 } rproxy_exchange;
 
 /* rproxy_request.c */
@@ -144,6 +146,10 @@ void rproxy_register_trailer_filter(void);
  * any response byte and nothing of the request body was consumed, so the
  * request can be sent again on a fresh connection. */
 #define RPROXY_STALE (-100)
+/* rproxy_await_continue(): the backend answered with a final status
+ * before the request body went out; the body must not be sent. */
+#define RPROXY_FINAL (-101)
+int rproxy_await_continue(rproxy_exchange *x);
 int rproxy_relay_response(rproxy_exchange *x);
 
 /* Logs one line naming target, phase and APR error; returns status. */

@@ -399,6 +399,9 @@ static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
         && !rproxy_is_hop_by_hop("TE", ctx.tokens)) {
         put_header(&w, "TE", "trailers");
     }
+    if (bf != BODY_NONE && x->r->expecting_100) {
+        put_header(&w, "Expect", "100-continue");
+    }
     if (bf == BODY_LENGTH) {
         put_header(&w, "Content-Length", cl);
     }
@@ -535,6 +538,20 @@ int rproxy_send_request(rproxy_exchange *x, const char *uri)
     }
     if (bf == BODY_NONE) {
         return OK;
+    }
+    if (x->r->expecting_100) {
+        status = rproxy_await_continue(x);
+        if (status == RPROXY_FINAL) {
+            /* The backend decided without the body: it never leaves the
+             * client, so neither connection can carry another request. */
+            x->r->expecting_100 = 0;
+            x->r->connection->keepalive = AP_CONN_CLOSE;
+            x->reusable = 0;
+            return OK;
+        }
+        if (status != OK) {
+            return status;
+        }
     }
     x->phase = "sending request body";
     return stream_body(x, bf);

@@ -23,9 +23,11 @@
 
 typedef enum { FRAME_NONE, FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE } framing;
 
-typedef struct {
+typedef struct rproxy_response {
     rproxy_exchange *x;
     apr_table_t *fields;          /* the response head's fields */
+    int interim;                  /* 1xx responses seen so far */
+    int head_done;                /* the final head is read and parsed */
     int status, minor;
     framing frame;
     apr_off_t length;             /* FRAME_LENGTH: body bytes announced */
@@ -38,6 +40,8 @@ typedef struct {
     apr_time_t unflushed_since;   /* RProxyFlushInterval N: 0 = all flushed */
     int client_gone;
 } response;
+
+#define CONTINUE_WAIT apr_time_from_sec(1)  /* for a backend's 100 */
 
 /* ---- reading from the backend ---- */
 
@@ -204,7 +208,7 @@ static int read_failed(response *rs, apr_status_t rv, const char *what)
                            "after %" APR_TIME_T_FMT " s", what,
                            apr_time_sec(x->timeout));
     }
-    if (!x->got_bytes && x->conn->reused && !x->body_started
+    if (!x->got_bytes && x->conn->reused && x->idempotent && !x->body_started
         && (rv == APR_EOF || APR_STATUS_IS_ECONNRESET(rv)
             || APR_STATUS_IS_EPIPE(rv))) {
         return RPROXY_STALE;  /* idle connection died under us: retry */
@@ -263,10 +267,13 @@ static int read_fields(response *rs, apr_table_t *t, const char *what)
     }
 }
 
-static int read_head(response *rs)
+static void relay_interim(response *rs);
+
+/* Reads response heads until a final one; each 1xx goes to the client.
+ * With stop_at_continue, a 100 ends the wait too (the body may go now). */
+static int read_head(response *rs, int stop_at_continue)
 {
     rproxy_exchange *x = rs->x;
-    int interim = 0;
 
     x->phase = "reading response head";
     for (;;) {
@@ -291,14 +298,19 @@ static int read_head(response *rs)
             return status;
         }
         if (rs->status >= 200) {
+            rs->head_done = 1;
             return OK;
         }
         if (rs->status == 101) {
             return bad_response(rs, "101 Switching Protocols to a request "
                             "that asked for no upgrade");
         }
-        if (++interim > MAX_INTERIM) {
+        if (++rs->interim > MAX_INTERIM) {
             return bad_response(rs, "too many 1xx interim responses");
+        }
+        relay_interim(rs);
+        if (stop_at_continue && rs->status == HTTP_CONTINUE) {
+            return OK;
         }
     }
 }
@@ -412,7 +424,7 @@ static int copy_response_field(void *data, const char *name, const char *value)
     if (rproxy_is_hop_by_hop(name, ctx->tokens)) {
         return 1;
     }
-    if (!strcasecmp(name, "Content-Type")) {
+    if (!strcasecmp(name, "Content-Type") && ctx->r->status >= 200) {
         ap_set_content_type(ctx->r, value);
         return 1;
     }
@@ -427,6 +439,27 @@ static const char *status_line(apr_pool_t *p, int status)
         return known;
     }
     return apr_psprintf(p, "%d ", status);  /* an empty reason is valid */
+}
+
+/* Sends a 1xx on to the client, hop-by-hop fields removed.  httpd's
+ * ap_send_interim_response() skips HTTP/1.0 clients, and a 100 the client
+ * did not ask for (or already got). */
+static void relay_interim(response *rs)
+{
+    request_rec *r = rs->x->r;
+    apr_table_t *saved = r->headers_out;
+    copy_ctx ctx;
+
+    ctx.r = r;
+    ctx.tokens = rproxy_connection_tokens(r->pool, rs->fields);
+    r->headers_out = apr_table_make(r->pool, 4);
+    apr_table_do(copy_response_field, &ctx, rs->fields, NULL);
+    r->status = rs->status;
+    r->status_line = status_line(r->pool, rs->status);
+    ap_send_interim_response(r, 1);
+    r->headers_out = saved;
+    r->status = HTTP_OK;
+    r->status_line = NULL;
 }
 
 /* Re-announces the backend's Trailer names that may cross the proxy. */
@@ -753,35 +786,68 @@ static int finish(response *rs)
     return OK;
 }
 
+/* The exchange's response state, made on first use in each attempt. */
+static response *response_of(rproxy_exchange *x)
+{
+    request_rec *r = x->r;
+
+    if (!x->resp) {
+        x->resp = apr_pcalloc(r->pool, sizeof(response));
+        x->resp->x = x;
+        x->resp->fields = apr_table_make(r->pool, 16);
+        x->resp->bb = apr_brigade_create(r->pool,
+                                         r->connection->bucket_alloc);
+    }
+    return x->resp;
+}
+
+int rproxy_await_continue(rproxy_exchange *x)
+{
+    response *rs = response_of(x);
+    apr_status_t rv;
+    int status;
+
+    x->phase = "waiting for 100 Continue";
+    apr_socket_timeout_set(x->conn->sock, CONTINUE_WAIT < x->timeout
+                                          ? CONTINUE_WAIT : x->timeout);
+    rv = fill(x);
+    apr_socket_timeout_set(x->conn->sock, x->timeout);
+    if (APR_STATUS_IS_TIMEUP(rv)) {
+        return OK;              /* a quiet backend gets the body anyway */
+    }
+    if (rv != APR_SUCCESS) {
+        return read_failed(rs, rv, "waiting for 100 Continue");
+    }
+    status = read_head(rs, 1);
+    if (status == OK && rs->head_done) {
+        return RPROXY_FINAL;
+    }
+    return status;
+}
+
 int rproxy_relay_response(rproxy_exchange *x)
 {
     request_rec *r = x->r;
-    response rs;
-    int status;
+    response *rs = response_of(x);
+    int status = rs->head_done ? OK : read_head(rs, 0);
 
-    memset(&rs, 0, sizeof(rs));
-    rs.x = x;
-    rs.fields = apr_table_make(r->pool, 16);
-    rs.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-
-    status = read_head(&rs);
     if (status == OK) {
-        status = decide_framing(&rs);
+        status = decide_framing(rs);
     }
     if (status != OK) {
         return status;
     }
-    set_client_head(&rs);
+    set_client_head(rs);
     /* A streamed response whose first bytes are not here yet: let the
      * client see the head now rather than when the backend speaks again. */
-    if (rs.flush_every && rs.frame != FRAME_NONE && x->rpos == x->rend
-        && pass(&rs, NULL, 1) != APR_SUCCESS) {
-        rs.client_gone = 1;
+    if (rs->flush_every && rs->frame != FRAME_NONE && x->rpos == x->rend
+        && pass(rs, NULL, 1) != APR_SUCCESS) {
+        rs->client_gone = 1;
     }
-    if (!rs.client_gone) {
-        status = relay_body(&rs);
+    if (!rs->client_gone) {
+        status = relay_body(rs);
     }
-    if (rs.client_gone) {
+    if (rs->client_gone) {
         x->reusable = 0;
         RPROXY_COUNT(client_aborts);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
@@ -799,5 +865,5 @@ int rproxy_relay_response(rproxy_exchange *x)
         abort_client(x);
         return OK;
     }
-    return finish(&rs);
+    return finish(rs);
 }

@@ -35,6 +35,7 @@ my @cases = (
     [ '/be/ -> /',              '/be/x?',             '/x' ],
     # no literal <Location>: nothing is stripped
     [ '<LocationMatch> -> /m',  '/jm/x',              '/m/jm/x' ],
+    [ 'wildcard <Location> -> /w', '/jw/x',            '/w/jw/x' ],
 );
 
 plan tests => @cases + 6;

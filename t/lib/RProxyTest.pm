@@ -88,6 +88,11 @@ sub raw_exchange {
 # Chunked bodies are decoded; 'complete' tells whether framing ended cleanly.
 sub parse_response {
     my ($data, %opt) = @_;
+    my @interim;
+    # Interim (1xx, not 101) responses come first, as a client skips them.
+    while ($data =~ s{^(HTTP/1\.\d (1(?!01)\d\d)[^\r\n]*\r\n(?:[^\r\n]+\r\n)*\r\n)}{}) {
+        push @interim, $2;
+    }
     my $end = index($data, "\r\n\r\n");
     return unless $end >= 0;
     my $head = substr($data, 0, $end);
@@ -100,7 +105,7 @@ sub parse_response {
         push @{ $h{lc $k} }, $v;
     }
     my %r = (status => $status, status_line => $status_line,
-             headers => \%h, complete => 0);
+             headers => \%h, complete => 0, interim => \@interim);
     if ($opt{head} || $status == 204 || $status == 304 || $status < 200) {
         @r{qw(body rest complete)} = ('', $rest, 1);
     }
