@@ -372,7 +372,7 @@ static int attempt(rproxy_exchange *x, const char *uri)
     x->reusable = 1;
     x->got_bytes = 0;
     x->send_failed = APR_SUCCESS;
-    x->rpos = x->rend = 0;
+    rproxy_reader_start(x);
     x->resp = NULL;
     status = rproxy_send_request(x, uri);
     if (status == OK) {

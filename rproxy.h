@@ -12,6 +12,7 @@
 #include "apr_atomic.h"
 
 #include "mod_rproxy.h"
+#include "rproxy_parse.h"
 
 extern module AP_MODULE_DECLARE_DATA rproxy_module;
 
@@ -114,8 +115,7 @@ typedef struct {
     const rproxy_server_conf *sc;
     rproxy_conn *conn;
     rproxy_buf buf;
-    /* backend read window: unread bytes are buf.data[rpos, rend) */
-    apr_size_t rpos, rend;
+    rproxy_reader rd;           /* backend read window over buf */
     apr_interval_time_t timeout;
     int got_bytes;              /* the backend sent something */
     int head_sent;              /* the client has our status line */
@@ -142,7 +142,10 @@ const char *rproxy_last_chunk(apr_pool_t *p, apr_table_t *trailers);
 void rproxy_add_trailer_filter(request_rec *r);
 void rproxy_register_trailer_filter(void);
 
-/* rproxy_response.c; RPROXY_STALE: a reused idle connection failed before
+/* rproxy_response.c; rproxy_reader_start() points the read window at the
+ * exchange's buffer and backend connection. */
+void rproxy_reader_start(rproxy_exchange *x);
+/* RPROXY_STALE: a reused idle connection failed before
  * any response byte and nothing of the request body was consumed, so the
  * request can be sent again on a fresh connection. */
 #define RPROXY_STALE (-100)

@@ -18,7 +18,6 @@
 #include "apr_portable.h"
 #include "apr_strings.h"
 
-#define MAX_LINE       8192   /* one header line, status line or chunk line */
 #define MAX_INTERIM    10     /* 1xx responses before the final one */
 
 typedef enum { FRAME_NONE, FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE } framing;
@@ -31,8 +30,6 @@ typedef struct rproxy_response {
     int status, minor;
     framing frame;
     apr_off_t length;             /* FRAME_LENGTH: body bytes announced */
-    char *overflow;               /* a line longer than the buffer */
-    apr_size_t overflow_len;
     apr_size_t head_bytes;
     int field_count;
     apr_bucket_brigade *bb;
@@ -45,152 +42,43 @@ typedef struct rproxy_response {
 
 /* ---- reading from the backend ---- */
 
-/* Reads more bytes into the window; APR_EOF when the backend closed. */
+static apr_status_t backend_recv(void *ctx, char *dst, apr_size_t *len)
+{
+    rproxy_exchange *x = ctx;
+    apr_status_t rv = apr_socket_recv(x->conn->sock, dst, len);
+    if (*len > 0) {
+        x->got_bytes = 1;
+    }
+    return rv;
+}
+
+void rproxy_reader_start(rproxy_exchange *x)
+{
+    rproxy_reader_init(&x->rd, x->buf.data, x->buf.len, x->r->pool,
+                       backend_recv, x);
+}
+
 static apr_status_t fill(rproxy_exchange *x)
 {
-    apr_size_t n;
-    apr_status_t rv;
-
-    if (x->rpos == x->rend) {
-        x->rpos = x->rend = 0;
-    }
-    else if (x->rend == x->buf.len) {
-        memmove(x->buf.data, x->buf.data + x->rpos, x->rend - x->rpos);
-        x->rend -= x->rpos;
-        x->rpos = 0;
-    }
-    n = x->buf.len - x->rend;
-    rv = apr_socket_recv(x->conn->sock, x->buf.data + x->rend, &n);
-    x->rend += n;
-    if (n > 0) {
-        x->got_bytes = 1;
-        return APR_SUCCESS;
-    }
-    return rv == APR_SUCCESS ? APR_EOF : rv;
+    return rproxy_reader_fill(&x->rd);
 }
 
-#define LINE_TOO_LONG APR_OS_START_USERERR
-
-/* Returns the next line, without its CRLF (or bare LF), NUL-terminated.
- * Lines normally stay in the buffer; one longer than the buffer (a small
- * pool buffer, a long field) is gathered in a request-pool overflow area. */
 static apr_status_t read_line(response *rs, char **line, apr_size_t *len)
 {
-    rproxy_exchange *x = rs->x;
-
-    for (;;) {
-        char *start = x->buf.data + x->rpos;
-        apr_size_t avail = x->rend - x->rpos;
-        char *nl = memchr(start, '\n', avail);
-        apr_status_t rv;
-
-        if (nl) {
-            apr_size_t seg = nl - start;
-            if (rs->overflow_len + seg > MAX_LINE + 1) {
-                return LINE_TOO_LONG;
-            }
-            if (rs->overflow_len) {
-                memcpy(rs->overflow + rs->overflow_len, start, seg);
-                start = rs->overflow;
-                seg += rs->overflow_len;
-                rs->overflow_len = 0;
-            }
-            x->rpos = nl + 1 - x->buf.data;
-            if (seg > 0 && start[seg - 1] == '\r') {
-                seg--;
-            }
-            start[seg] = '\0';
-            *line = start;
-            *len = seg;
-            return seg > MAX_LINE ? LINE_TOO_LONG : APR_SUCCESS;
-        }
-        if (rs->overflow_len + avail > MAX_LINE + 1) {
-            return LINE_TOO_LONG;
-        }
-        if (x->rpos == 0 && x->rend == x->buf.len) {
-            if (!rs->overflow) {
-                rs->overflow = apr_palloc(x->r->pool, MAX_LINE + 2);
-            }
-            memcpy(rs->overflow + rs->overflow_len, start, avail);
-            rs->overflow_len += avail;
-            x->rpos = x->rend = 0;
-        }
-        rv = fill(x);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-    }
+    return rproxy_read_line(&rs->x->rd, line, len);
 }
 
-/* ---- the head ---- */
-
-static int is_tchar(int c)
-{
-    return apr_isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static int valid_value(const char *v, apr_size_t len)
-{
-    apr_size_t i;
-    for (i = 0; i < len; i++) {
-        unsigned char c = v[i];
-        if ((c < 0x20 && c != '\t') || c == 0x7f) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* "HTTP/1.x NNN[ reason]"; the reason is checked and then ignored. */
-static const char *parse_status_line(response *rs, const char *l,
-                                     apr_size_t len)
-{
-    if (len < 12 || memcmp(l, "HTTP/1.", 7) || !apr_isdigit(l[7])
-        || l[8] != ' ' || !apr_isdigit(l[9]) || !apr_isdigit(l[10])
-        || !apr_isdigit(l[11]) || (len > 12 && l[12] != ' ')) {
-        return "malformed status line";
-    }
-    rs->minor = l[7] - '0';
-    rs->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
-    if (rs->status < 100 || rs->status > 599) {
-        return "status code out of range 100-599";
-    }
-    if (len > 12 && !valid_value(l + 13, len - 13)) {
-        return "control bytes in reason phrase";
-    }
-    return NULL;
-}
-
-/* Parses one "name: value" line into table t (copies into the request pool). */
-static const char *parse_field(response *rs, apr_table_t *t, const char *l,
+/* Copies a well-formed field line into t. */
+static const char *parse_field(response *rs, apr_table_t *t, char *l,
                                apr_size_t len)
 {
-    const char *colon = memchr(l, ':', len), *v, *end = l + len;
-    apr_pool_t *p = rs->x->r->pool;
-    const char *c;
-
-    if (l[0] == ' ' || l[0] == '\t') {
-        return "obsolete line folding";
+    char *name, *value;
+    const char *why = rproxy_parse_field(l, len, &name, &value);
+    if (!why) {
+        apr_pool_t *p = rs->x->r->pool;
+        apr_table_addn(t, apr_pstrdup(p, name), apr_pstrdup(p, value));
     }
-    if (!colon || colon == l) {
-        return "header line without a field name";
-    }
-    for (c = l; c < colon; c++) {
-        if (!is_tchar((unsigned char)*c)) {
-            return "field name is not a token";
-        }
-    }
-    for (v = colon + 1; v < end && (*v == ' ' || *v == '\t'); v++)
-        ;
-    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) {
-        end--;
-    }
-    if (!valid_value(v, end - v) || memchr(l, '\0', len)) {
-        return "control bytes in a field value";
-    }
-    apr_table_addn(t, apr_pstrmemdup(p, l, colon - l),
-                   apr_pstrmemdup(p, v, end - v));
-    return NULL;
+    return why;
 }
 
 /* Maps a failed backend read to the client's status, logging why. */
@@ -199,9 +87,9 @@ static int read_failed(response *rs, apr_status_t rv, const char *what)
     rproxy_exchange *x = rs->x;
 
     x->reusable = 0;
-    if (rv == LINE_TOO_LONG) {
+    if (rv == RPROXY_LINE_TOO_LONG) {
         return rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "%s: line longer than "
-                           "%d bytes", what, MAX_LINE);
+                           "%d bytes", what, RPROXY_MAX_LINE);
     }
     if (APR_STATUS_IS_TIMEUP(rv)) {
         return rproxy_fail(x, HTTP_GATEWAY_TIME_OUT, rv, "%s: timed out "
@@ -286,7 +174,7 @@ static int read_head(response *rs, int stop_at_continue)
         if (rv != APR_SUCCESS) {
             return read_failed(rs, rv, "reading status line");
         }
-        why = parse_status_line(rs, line, len);
+        why = rproxy_parse_status_line(line, len, &rs->status, &rs->minor);
         if (why) {
             return bad_response(rs, why);
         }
@@ -320,38 +208,15 @@ static int read_head(response *rs, int stop_at_continue)
 typedef struct {
     apr_off_t value;
     int count;
-    int bad;
+    const char *bad;
 } length_scan;
 
-/* Every Content-Length element must be the same plain decimal number. */
 static int scan_length(void *data, const char *key, const char *value)
 {
     length_scan *ls = data;
-    const char *p = value;
-
     (void)key;
-    for (;;) {
-        apr_off_t v = 0;
-        int digits = 0;
-        while (apr_isdigit(*p) && digits < 18) {
-            v = v * 10 + (*p++ - '0');
-            digits++;
-        }
-        while (*p == ' ' || *p == '\t') {
-            p++;
-        }
-        if (!digits || (*p && *p != ',') || (ls->count && v != ls->value)) {
-            ls->bad = 1;
-            return 0;
-        }
-        ls->value = v;
-        ls->count++;
-        if (!*p) {
-            return 1;
-        }
-        for (p++; *p == ' ' || *p == '\t'; p++)
-            ;
-    }
+    ls->bad = rproxy_parse_length(value, &ls->value, &ls->count);
+    return ls->bad == NULL;
 }
 
 static int count_field(void *data, const char *key, const char *value)
@@ -366,14 +231,14 @@ static int decide_framing(response *rs)
 {
     request_rec *r = rs->x->r;
     const char *te = apr_table_get(rs->fields, "Transfer-Encoding");
-    length_scan ls = { 0, 0, 0 };
+    length_scan ls = { 0, 0, NULL };
     int te_lines = 0;
 
     apr_table_do(scan_length, &ls, rs->fields, "Content-Length", NULL);
     apr_table_do(count_field, &te_lines, rs->fields, "Transfer-Encoding",
                  NULL);
     if (ls.bad) {
-        return bad_response(rs, "invalid or conflicting Content-Length");
+        return bad_response(rs, ls.bad);
     }
     if (te && ls.count) {
         return bad_response(rs, "both Content-Length and Transfer-Encoding");
@@ -590,18 +455,18 @@ static apr_status_t relay_length(response *rs, apr_off_t n)
         apr_size_t avail;
         apr_status_t rv;
 
-        if (x->rpos == x->rend) {
+        if (x->rd.pos == x->rd.end) {
             rv = body_fill(rs);
             if (rv != APR_SUCCESS) {
                 return rv;
             }
         }
-        avail = x->rend - x->rpos;
+        avail = x->rd.end - x->rd.pos;
         if ((apr_off_t)avail > n) {
             avail = (apr_size_t)n;
         }
-        rv = pass_bytes(rs, x->buf.data + x->rpos, avail);
-        x->rpos += avail;
+        rv = pass_bytes(rs, x->rd.buf + x->rd.pos, avail);
+        x->rd.pos += avail;
         n -= avail;
         if (rv != APR_SUCCESS) {
             return rv;
@@ -617,7 +482,7 @@ static apr_status_t relay_until_close(response *rs)
     x->reusable = 0;
     for (;;) {
         apr_status_t rv;
-        if (x->rpos == x->rend) {
+        if (x->rd.pos == x->rd.end) {
             rv = body_fill(rs);
             if (rv == APR_EOF) {
                 return APR_SUCCESS;
@@ -626,38 +491,12 @@ static apr_status_t relay_until_close(response *rs)
                 return rv;
             }
         }
-        rv = pass_bytes(rs, x->buf.data + x->rpos, x->rend - x->rpos);
-        x->rpos = x->rend;
+        rv = pass_bytes(rs, x->rd.buf + x->rd.pos, x->rd.end - x->rd.pos);
+        x->rd.pos = x->rd.end;
         if (rv != APR_SUCCESS) {
             return rv;
         }
     }
-}
-
-/* chunk-size [ BWS ";" chunk-ext ]; returns NULL or why it is bad. */
-static const char *parse_chunk_size(const char *l, apr_off_t *size)
-{
-    apr_off_t v = 0;
-    int digits = 0;
-
-    for (; apr_isxdigit(*l); l++, digits++) {
-        if (v > (APR_INT64_MAX >> 4)) {
-            return "chunk size overflows";
-        }
-        v = (v << 4) | (apr_isdigit(*l) ? *l - '0'
-                                        : apr_tolower(*l) - 'a' + 10);
-    }
-    while (*l == ' ' || *l == '\t') {
-        l++;
-    }
-    if (!digits || (*l && *l != ';')) {
-        return "bad chunk size line";
-    }
-    if (*l && !valid_value(l, strlen(l))) {
-        return "control bytes in a chunk extension";
-    }
-    *size = v;
-    return NULL;
 }
 
 static int keep_trailer(void *data, const char *name, const char *value)
@@ -686,7 +525,7 @@ static int relay_chunked(response *rs, apr_status_t *rv)
         if (*rv != APR_SUCCESS) {
             return read_failed(rs, *rv, "reading chunk size");
         }
-        why = parse_chunk_size(line, &size);
+        why = rproxy_parse_chunk_size(line, &size);
         if (why) {
             return bad_response(rs, why);
         }
@@ -743,7 +582,7 @@ static int relay_body(response *rs)
         }
         break;
     }
-    if (x->rpos != x->rend) {
+    if (x->rd.pos != x->rd.end) {
         x->reusable = 0;      /* stray bytes after the response: never reuse */
     }
     return status;
@@ -840,7 +679,7 @@ int rproxy_relay_response(rproxy_exchange *x)
     set_client_head(rs);
     /* A streamed response whose first bytes are not here yet: let the
      * client see the head now rather than when the backend speaks again. */
-    if (rs->flush_every && rs->frame != FRAME_NONE && x->rpos == x->rend
+    if (rs->flush_every && rs->frame != FRAME_NONE && x->rd.pos == x->rd.end
         && pass(rs, NULL, 1) != APR_SUCCESS) {
         rs->client_gone = 1;
     }
