@@ -373,6 +373,11 @@ static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
     const char *host;
     int bad_host;
 
+    if (!*r->method || *ap_scan_http_token(r->method)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: request method is not a token; refused");
+        return HTTP_BAD_REQUEST;
+    }
     w.vec = apr_palloc(r->pool, sizeof(*w.vec) * w.cap);
     ctx.tokens = rproxy_connection_tokens(r->pool, r->headers_in);
 

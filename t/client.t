@@ -1,0 +1,35 @@
+# What a client can and cannot make the proxy do with its request body.
+use strict;
+use warnings FATAL => 'all';
+
+use Apache::Test;
+use Apache::TestUtil;
+use RProxyTest;
+
+plan tests => 5;
+
+# A body over LimitRequestBody: refused, and the client connection closes
+# (its unread body must not be taken for the next request).
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" });
+    my $body = 'x' . ('y' x 998) . "\nGET /be/smuggled?say=oops HTTP/1.1\r\nHost: h\r\n\r\n";
+    my ($data, $how) = raw_exchange("POST /limited/x HTTP/1.1\r\nHost: h\r\n"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body", timeout => 10);
+    $be->stop;
+    my $r = parse_response($data) || { status => 0, headers => {} };
+    ok t_cmp($r->{status}, 413, 'body over LimitRequestBody answers 413');
+    ok t_cmp(($r->{headers}{connection} || [''])->[0], 'close', 'with Connection: close');
+    ok t_cmp($how, 'eof', 'and the connection is closed');
+    ok t_cmp($data =~ /oops/ ? 1 : 0, 0, 'nothing in the body was served as a request');
+}
+
+# A chunked body that breaks off mid-way: error status, connection closed.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" });
+    my ($data, $how) = raw_exchange("POST /raw/x HTTP/1.1\r\nHost: h\r\n"
+        . "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz-not-hex\r\n\r\n", timeout => 10);
+    $be->stop;
+    my $r = parse_response($data) || { status => 0 };
+    ok t_cmp($r->{status} >= 400 && $how eq 'eof' ? 1 : 0, 1,
+             "malformed chunked body: $r->{status} and closed ($how)");
+}
