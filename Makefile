@@ -14,7 +14,7 @@ CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
 DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl
 
-.PHONY: all deps install test run stop clean
+.PHONY: all deps install test test-asan run stop clean
 
 all: $(MODULE)
 
@@ -41,6 +41,21 @@ test: deps
 	$(MAKE) all
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
 	perl t/TEST.PL $(TEST_ARGS)
+
+# The suite with the module and test modules built with AddressSanitizer and
+# UBSan, httpd run through t/sanitized-httpd; fails on any sanitizer error
+# or any leak through our code (t/sanitizer-report).  Cleans up after
+# itself so the next plain build is not sanitized.
+SANITIZE = -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer
+test-asan: deps
+	rm -rf .libs *.la *.lo *.slo *.o t/logs/sanitizer
+	$(MAKE) all EXTRA_CFLAGS="$(SANITIZE)"
+	perl t/TEST.PL -clean >/dev/null 2>&1 || true
+	EXTRA_CFLAGS="$(SANITIZE:%=-Wc,%)" perl t/TEST.PL \
+	  -httpd $(CURDIR)/t/sanitized-httpd $(TEST_ARGS); rc=$$?; \
+	  perl t/sanitizer-report || rc=1; \
+	  rm -rf .libs *.la *.lo *.slo *.o; perl t/TEST.PL -clean >/dev/null 2>&1; \
+	  exit $$rc
 
 run: deps
 	$(MAKE) all
