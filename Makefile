@@ -8,7 +8,7 @@
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 SRCS     = mod_rproxy.c rproxy_request.c rproxy_response.c rproxy_pool.c \
            rproxy_conn.c rproxy_status.c rproxy_trailers.c \
-           rproxy_parse.c
+           rproxy_parse.c rproxy_tunnel.c
 HDRS     = mod_rproxy.h rproxy.h rproxy_parse.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so

@@ -66,6 +66,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
                                                  : base->flush_interval;
     dc->preserve_host = MERGE(preserve_host, -1);
     dc->add_forwarded = MERGE(add_forwarded, -1);
+    dc->upgrades = MERGE(upgrades, NULL);
     return dc;
 }
 
@@ -276,6 +277,30 @@ static const char *set_server_int(cmd_parms *cmd, void *dcv, const char *arg)
     return err;
 }
 
+/* RProxyAllowUpgrade proto... | none: replaces what an outer scope allowed. */
+static const char *set_upgrades(cmd_parms *cmd, void *dcv, const char *args)
+{
+    rproxy_dir_conf *dc = dcv;
+    const char *proto;
+
+    dc->upgrades = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    while (*(proto = ap_getword_conf(cmd->temp_pool, &args))) {
+        if (!strcasecmp(proto, "h2c")) {
+            return "RProxyAllowUpgrade: h2c is never forwarded (its upgrade "
+                   "would let a client smuggle requests past the proxy)";
+        }
+        if (*ap_scan_http_token(proto)) {
+            return apr_psprintf(cmd->pool, "RProxyAllowUpgrade: '%s' is not "
+                                "a protocol name", proto);
+        }
+        if (strcasecmp(proto, "none")) {
+            *(const char **)apr_array_push(dc->upgrades) =
+                apr_pstrdup(cmd->pool, proto);
+        }
+    }
+    return NULL;
+}
+
 static const char *set_flag(cmd_parms *cmd, void *dcv, int on)
 {
     rproxy_dir_conf *dc = dcv;
@@ -306,6 +331,10 @@ static const command_rec rproxy_cmds[] = {
                  RSRC_CONF | ACCESS_CONF, "Send the client's Host header"),
     AP_INIT_FLAG("RProxyAddForwarded", set_flag, "add_forwarded",
                  RSRC_CONF | ACCESS_CONF, "Add X-Forwarded-* headers"),
+    AP_INIT_RAW_ARGS("RProxyAllowUpgrade", set_upgrades, NULL,
+                     RSRC_CONF | ACCESS_CONF,
+                     "Protocols a client may upgrade to (default: websocket; "
+                     "none for no upgrades)"),
     AP_INIT_TAKE1("RProxyIdleConnections", set_server_int,
                   (void *)SET_IDLE_MAX, RSRC_CONF,
                   "Idle backend connections kept per process (0: none)"),

@@ -44,6 +44,7 @@ typedef struct {
     int flush_interval_set;
     int preserve_host;                 /* -1 unset */
     int add_forwarded;                 /* -1 unset */
+    apr_array_header_t *upgrades;      /* RProxyAllowUpgrade; NULL unset */
 } rproxy_dir_conf;
 
 typedef struct {
@@ -125,6 +126,7 @@ typedef struct {
     apr_status_t send_failed;   /* writing to the backend failed */
     const char *phase;          /* for log lines */
     struct rproxy_response *resp; /* rproxy_response.c's state */
+    const char *upgrade;        /* protocol offered to the backend */
 } rproxy_exchange;
 
 /* rproxy_request.c */
@@ -154,6 +156,13 @@ void rproxy_reader_start(rproxy_exchange *x);
 #define RPROXY_FINAL (-101)
 int rproxy_await_continue(rproxy_exchange *x);
 int rproxy_relay_response(rproxy_exchange *x);
+
+/* rproxy_tunnel.c */
+const char *rproxy_requested_upgrade(request_rec *r,
+                                     const rproxy_dir_conf *dc,
+                                     const apr_array_header_t *conn_tokens);
+const char *rproxy_check_switch(rproxy_exchange *x, apr_table_t *fields);
+int rproxy_tunnel(rproxy_exchange *x, apr_table_t *headers_101);
 
 /* Logs one line naming target, phase and APR error; returns status. */
 int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,

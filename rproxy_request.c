@@ -400,6 +400,11 @@ static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
                       "refused");
         return HTTP_BAD_REQUEST;
     }
+    x->upgrade = rproxy_requested_upgrade(r, x->dc, ctx.tokens);
+    if (x->upgrade) {
+        put_header(&w, "Connection", "Upgrade");
+        put_header(&w, "Upgrade", x->upgrade);
+    }
     if (has_token(apr_table_get(r->headers_in, "TE"), "trailers")
         && !rproxy_is_hop_by_hop("TE", ctx.tokens)) {
         put_header(&w, "TE", "trailers");

@@ -189,9 +189,13 @@ static int read_head(response *rs, int stop_at_continue)
             rs->head_done = 1;
             return OK;
         }
-        if (rs->status == 101) {
-            return bad_response(rs, "101 Switching Protocols to a request "
-                            "that asked for no upgrade");
+        if (rs->status == HTTP_SWITCHING_PROTOCOLS) {
+            why = rproxy_check_switch(x, rs->fields);
+            if (why) {
+                return bad_response(rs, why);
+            }
+            rs->head_done = 1;
+            return OK;
         }
         if (++rs->interim > MAX_INTERIM) {
             return bad_response(rs, "too many 1xx interim responses");
@@ -309,16 +313,27 @@ static const char *status_line(apr_pool_t *p, int status)
 /* Sends a 1xx on to the client, hop-by-hop fields removed.  httpd's
  * ap_send_interim_response() skips HTTP/1.0 clients, and a 100 the client
  * did not ask for (or already got). */
-static void relay_interim(response *rs)
+/* The response's fields less hop-by-hop ones, for a 1xx of ours. */
+static apr_table_t *end_to_end_fields(response *rs)
 {
     request_rec *r = rs->x->r;
-    apr_table_t *saved = r->headers_out;
+    apr_table_t *saved = r->headers_out, *out;
     copy_ctx ctx;
 
     ctx.r = r;
     ctx.tokens = rproxy_connection_tokens(r->pool, rs->fields);
-    r->headers_out = apr_table_make(r->pool, 4);
+    out = r->headers_out = apr_table_make(r->pool, 4);
     apr_table_do(copy_response_field, &ctx, rs->fields, NULL);
+    r->headers_out = saved;
+    return out;
+}
+
+static void relay_interim(response *rs)
+{
+    request_rec *r = rs->x->r;
+    apr_table_t *saved = r->headers_out;
+
+    r->headers_out = end_to_end_fields(rs);
     r->status = rs->status;
     r->status_line = status_line(r->pool, rs->status);
     ap_send_interim_response(r, 1);
@@ -670,6 +685,9 @@ int rproxy_relay_response(rproxy_exchange *x)
     response *rs = response_of(x);
     int status = rs->head_done ? OK : read_head(rs, 0);
 
+    if (status == OK && rs->status == HTTP_SWITCHING_PROTOCOLS) {
+        return rproxy_tunnel(x, end_to_end_fields(rs));
+    }
     if (status == OK) {
         status = decide_framing(rs);
     }

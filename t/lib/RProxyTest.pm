@@ -17,7 +17,7 @@ our @EXPORT = qw(proxy_port conf_define pattern raw_exchange parse_response
                  http_request counters error_log_mark error_log_since
                  raw_backend wait_for);
 
-my $TOP = Apache::Test::vars('t_dir');
+our $TOP = Apache::Test::vars('t_dir');
 
 sub proxy_port { Apache::Test::vars('port') }
 

@@ -1,0 +1,273 @@
+/*
+ * rproxy_tunnel.c - protocol upgrades (RFC 9110 7.8), WebSocket above all.
+ *
+ * The client's upgrade is offered to the backend only for protocols that
+ * RProxyAllowUpgrade names, and the connections become a tunnel only after
+ * the backend's 101 names the protocol that was asked for
+ * (CVE-2019-17567).  The tunnel copies bytes both ways through buffers
+ * from the request's buffer pool, passes a half-close on in each
+ * direction, and ends both sides when either fails or nothing moved for
+ * RProxyTimeout.
+ *
+ * The client side goes through the connection's filters, so the tunnel
+ * works over TLS too; the backend side is the plain socket.
+ */
+#include "rproxy.h"
+#include "http_connection.h"
+#include "http_core.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_poll.h"
+#include "apr_strings.h"
+#include "util_filter.h"
+
+/* The protocol the client asks to upgrade to, if it may be forwarded:
+ * "Connection: upgrade" plus one Upgrade protocol whose name (before any
+ * "/version") RProxyAllowUpgrade allows.  h2c is never forwarded. */
+const char *rproxy_requested_upgrade(request_rec *r,
+                                     const rproxy_dir_conf *dc,
+                                     const apr_array_header_t *conn_tokens)
+{
+    static const char *const websocket_only[] = { "websocket" };
+    const char *proto = apr_table_get(r->headers_in, "Upgrade");
+    const char *const *allowed = websocket_only;
+    int i, n_allowed = 1;
+    apr_size_t name_len;
+
+    if (dc->upgrades) {
+        allowed = (const char *const *)dc->upgrades->elts;
+        n_allowed = dc->upgrades->nelts;
+    }
+    if (!proto || r->proto_num != HTTP_VERSION(1, 1)
+        || !rproxy_is_hop_by_hop("upgrade", conn_tokens)
+        || ap_strchr_c(proto, ',')) {
+        return NULL;
+    }
+    name_len = strcspn(proto, "/ \t");
+    for (i = 0; i < n_allowed; i++) {
+        if (strlen(allowed[i]) == name_len
+            && !strncasecmp(proto, allowed[i], name_len)
+            && strncasecmp(proto, "h2c", 3)) {
+            return proto;
+        }
+    }
+    return NULL;
+}
+
+/* NULL if the backend's 101 switches to the protocol asked for. */
+const char *rproxy_check_switch(rproxy_exchange *x, apr_table_t *fields)
+{
+    const char *proto = apr_table_get(fields, "Upgrade");
+    apr_array_header_t *tokens;
+
+    if (!x->upgrade) {
+        return "101 Switching Protocols to a request that asked for no "
+               "upgrade";
+    }
+    tokens = rproxy_connection_tokens(x->r->pool, fields);
+    if (!proto || strcasecmp(proto, x->upgrade)
+        || !rproxy_is_hop_by_hop("upgrade", tokens)) {
+        return apr_psprintf(x->r->pool, "101 Switching Protocols to '%s', "
+                            "not the requested '%s'", proto ? proto : "",
+                            x->upgrade);
+    }
+    return NULL;
+}
+
+typedef struct {
+    rproxy_exchange *x;
+    conn_rec *c;
+    apr_socket_t *client, *backend;
+    apr_bucket_brigade *bb;
+    rproxy_buf up;              /* client -> backend */
+    int client_open, backend_open; /* their read sides */
+    apr_off_t bytes_up, bytes_down;
+} tunnel;
+
+static apr_status_t to_client(tunnel *t, const char *data, apr_size_t len)
+{
+    apr_bucket_alloc_t *ba = t->c->bucket_alloc;
+    apr_status_t rv;
+
+    APR_BRIGADE_INSERT_TAIL(t->bb, apr_bucket_transient_create(data, len, ba));
+    APR_BRIGADE_INSERT_TAIL(t->bb, apr_bucket_flush_create(ba));
+    rv = ap_pass_brigade(t->c->output_filters, t->bb);
+    apr_brigade_cleanup(t->bb);
+    t->bytes_down += len;
+    return rv;
+}
+
+/* Moves what the client sent (without blocking) to the backend. */
+static apr_status_t pump_up(tunnel *t)
+{
+    apr_size_t len = t->up.len;
+    apr_status_t rv = ap_get_brigade(t->c->input_filters, t->bb,
+                                     AP_MODE_READBYTES, APR_NONBLOCK_READ,
+                                     t->up.len);
+
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        apr_brigade_cleanup(t->bb);
+        return APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(t->bb)
+        && APR_BUCKET_IS_EOS(APR_BRIGADE_FIRST(t->bb))) {
+        rv = APR_EOF;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_brigade_flatten(t->bb, t->up.data, &len);
+    }
+    apr_brigade_cleanup(t->bb);
+    if (rv == APR_SUCCESS && len == 0) {
+        return APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS) {
+        t->bytes_up += len;
+        return rproxy_send_all(t->backend, t->up.data, len);
+    }
+    if (APR_STATUS_IS_EOF(rv)) {
+        /* The client is done sending: so is the backend's peer. */
+        t->client_open = 0;
+        apr_socket_shutdown(t->backend, APR_SHUTDOWN_WRITE);
+        return APR_SUCCESS;
+    }
+    return rv;
+}
+
+/* Moves what the backend sent to the client. */
+static apr_status_t pump_down(tunnel *t)
+{
+    rproxy_exchange *x = t->x;
+    apr_size_t len = x->buf.len;
+    apr_status_t rv;
+
+    apr_socket_timeout_set(t->backend, 0);
+    rv = apr_socket_recv(t->backend, x->buf.data, &len);
+    apr_socket_timeout_set(t->backend, x->timeout);
+    if (len > 0) {
+        return to_client(t, x->buf.data, len);
+    }
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return APR_SUCCESS;
+    }
+    if (rv == APR_EOF || rv == APR_SUCCESS) {
+        t->backend_open = 0;
+        ap_flush_conn(t->c);
+        apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE);
+        return APR_SUCCESS;
+    }
+    return rv;
+}
+
+static apr_status_t run_tunnel(tunnel *t)
+{
+    rproxy_exchange *x = t->x;
+    apr_pollset_t *ps;
+    apr_pollfd_t cfd, bfd;
+    apr_status_t rv;
+
+    rv = apr_pollset_create(&ps, 2, x->r->pool, 0);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    memset(&cfd, 0, sizeof(cfd));
+    cfd.desc_type = APR_POLL_SOCKET;
+    cfd.reqevents = APR_POLLIN;
+    cfd.desc.s = t->client;
+    cfd.client_data = &cfd;
+    bfd = cfd;
+    bfd.desc.s = t->backend;
+    bfd.client_data = &bfd;
+    apr_pollset_add(ps, &cfd);
+    apr_pollset_add(ps, &bfd);
+
+    /* Bytes that came with the 101, or after the client's request head. */
+    if (x->rd.pos < x->rd.end) {
+        rv = to_client(t, x->rd.buf + x->rd.pos, x->rd.end - x->rd.pos);
+        x->rd.pos = x->rd.end;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = pump_up(t);
+    }
+    while (rv == APR_SUCCESS && (t->client_open || t->backend_open)) {
+        const apr_pollfd_t *ready;
+        apr_int32_t n, i;
+
+        rv = apr_pollset_poll(ps, x->timeout, &n, &ready);
+        if (APR_STATUS_IS_EINTR(rv)) {
+            rv = APR_SUCCESS;
+            continue;
+        }
+        for (i = 0; rv == APR_SUCCESS && i < n; i++) {
+            int was_open;
+            if (ready[i].client_data == &cfd) {
+                was_open = t->client_open;
+                rv = pump_up(t);
+                if (was_open && !t->client_open) {
+                    apr_pollset_remove(ps, &cfd);
+                }
+            }
+            else {
+                was_open = t->backend_open;
+                rv = pump_down(t);
+                if (was_open && !t->backend_open) {
+                    apr_pollset_remove(ps, &bfd);
+                }
+            }
+        }
+    }
+    return rv;
+}
+
+/* Sends the 101 on and tunnels until either side ends; OK or a logged
+ * failure (the client connection is closed either way). */
+int rproxy_tunnel(rproxy_exchange *x, apr_table_t *headers_101)
+{
+    request_rec *r = x->r;
+    conn_rec *c = r->connection;
+    tunnel t;
+    apr_status_t rv;
+    apr_table_t *saved = r->headers_out;
+
+    memset(&t, 0, sizeof(t));
+    t.x = x;
+    t.c = c;
+    t.client = ap_get_conn_socket(c);
+    t.backend = x->conn->sock;
+    t.bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    t.client_open = t.backend_open = 1;
+    x->reusable = 0;
+    x->phase = "tunnelling";
+
+    r->headers_out = headers_101;
+    apr_table_setn(r->headers_out, "Connection", "Upgrade");
+    apr_table_setn(r->headers_out, "Upgrade", x->upgrade);
+    r->status = HTTP_SWITCHING_PROTOCOLS;
+    r->status_line = NULL;
+    ap_send_interim_response(r, 1);
+    r->headers_out = saved;
+    x->head_sent = 1;
+
+    /* From here on the connection carries the upgraded protocol: no
+     * request-line timeouts, and httpd must not write another response. */
+    ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
+    rproxy_buf_get(&t.up, x->dc->pool ? x->dc->pool : &rproxy_apr_pool, r,
+                   x->sc->buffer_size);
+    rv = run_tunnel(&t);
+    rproxy_buf_put(&t.up);
+
+    c->keepalive = AP_CONN_CLOSE;
+    c->aborted = 1;
+    if (APR_STATUS_IS_TIMEUP(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "rproxy: %s: tunnel idle for %" APR_TIME_T_FMT " s; "
+                      "closing both sides", x->dc->target->url,
+                      apr_time_sec(x->timeout));
+        return OK;
+    }
+    if (rv != APR_SUCCESS) {
+        rproxy_fail(x, OK, rv, "tunnel broke after %" APR_OFF_T_FMT
+                    " bytes up, %" APR_OFF_T_FMT " down", t.bytes_up,
+                    t.bytes_down);
+    }
+    return OK;
+}
