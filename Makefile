@@ -12,7 +12,8 @@ SRCS     = mod_rproxy.c rproxy_request.c rproxy_response.c rproxy_pool.c \
 HDRS     = mod_rproxy.h rproxy.h rproxy_parse.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
-DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl
+DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl \
+                  nghttp2-client
 
 .PHONY: all deps install test test-asan run stop clean
 
