@@ -388,6 +388,7 @@ static int attempt(rproxy_exchange *x, const char *uri)
     int status;
 
     x->phase = "connecting";
+    x->started = apr_time_now();
     rv = rproxy_conn_open(&x->conn, x->dc->target,
                           x->dc->connect_timeout > 0 ? x->dc->connect_timeout
                                                      : DEFAULT_CONNECT_TIMEOUT,
@@ -398,6 +399,7 @@ static int attempt(rproxy_exchange *x, const char *uri)
                            x->dc->target->key);
     }
     apr_socket_timeout_set(x->conn->sock, x->timeout);
+    apr_table_setn(r->notes, "rproxy-reused", x->conn->reused ? "1" : "0");
     x->reusable = 1;
     x->got_bytes = 0;
     x->send_failed = APR_SUCCESS;

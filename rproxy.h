@@ -64,10 +64,13 @@ typedef struct {
     volatile apr_uint64_t gets, puts, buffers_allocated, fallback_buffers;
     volatile apr_uint64_t backend_connects, backend_reuses;
     volatile apr_uint64_t requests, errors, client_aborts;
+    volatile apr_uint64_t bytes_from_backend, bytes_to_backend;
+    volatile apr_uint32_t active_connections;
 } rproxy_counters;
 
 extern rproxy_counters rproxy_stats;
 #define RPROXY_COUNT(field) apr_atomic_inc64(&rproxy_stats.field)
+#define RPROXY_ADD(field, n) apr_atomic_add64(&rproxy_stats.field, (n))
 
 int rproxy_status_handler(request_rec *r);
 
@@ -127,6 +130,7 @@ typedef struct {
     const char *phase;          /* for log lines */
     struct rproxy_response *resp; /* rproxy_response.c's state */
     const char *upgrade;        /* protocol offered to the backend */
+    apr_time_t started;         /* this attempt began (for the log note) */
 } rproxy_exchange;
 
 /* rproxy_request.c */

@@ -167,6 +167,7 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
         if (idle_conn_alive(c)) {
             c->reused = 1;
             RPROXY_COUNT(backend_reuses);
+            apr_atomic_inc32(&rproxy_stats.active_connections);
             *out = c;
             return APR_SUCCESS;
         }
@@ -178,6 +179,7 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
     rv = conn_connect(out, t, connect_timeout);
     if (rv == APR_SUCCESS) {
         RPROXY_COUNT(backend_connects);
+        apr_atomic_inc32(&rproxy_stats.active_connections);
     }
     return rv;
 }
@@ -186,6 +188,7 @@ void rproxy_conn_release(rproxy_conn *c, int reusable)
 {
     rproxy_conn *evicted = NULL;
 
+    apr_atomic_dec32(&rproxy_stats.active_connections);
     if (!reusable || idle_cap <= 0) {
         conn_close(c);
         return;

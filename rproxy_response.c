@@ -432,6 +432,7 @@ static apr_status_t pass(response *rs, apr_bucket *b, int flush)
 
 static apr_status_t pass_bytes(response *rs, const char *data, apr_size_t n)
 {
+    RPROXY_ADD(bytes_from_backend, n);
     apr_bucket *b = apr_bucket_transient_create(data, n,
                                         rs->x->r->connection->bucket_alloc);
     return pass(rs, b, rs->flush_every);
@@ -688,6 +689,13 @@ int rproxy_relay_response(rproxy_exchange *x)
     response *rs = response_of(x);
     int status = rs->head_done ? OK : read_head(rs, 0);
 
+    if (status == OK) {
+        /* For LogFormat's %{rproxy-backend-time}n: microseconds from
+         * connecting to the backend's response head. */
+        apr_table_setn(r->notes, "rproxy-backend-time",
+                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                    apr_time_now() - x->started));
+    }
     if (status == OK && rs->status == HTTP_SWITCHING_PROTOCOLS) {
         return rproxy_tunnel(x, end_to_end_fields(rs));
     }

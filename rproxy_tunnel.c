@@ -94,6 +94,7 @@ static apr_status_t to_client(tunnel *t, const char *data, apr_size_t len)
     rv = ap_pass_brigade(t->c->output_filters, t->bb);
     apr_brigade_cleanup(t->bb);
     t->bytes_down += len;
+    RPROXY_ADD(bytes_from_backend, len);
     return rv;
 }
 
@@ -122,6 +123,7 @@ static apr_status_t pump_up(tunnel *t)
     }
     if (rv == APR_SUCCESS) {
         t->bytes_up += len;
+        RPROXY_ADD(bytes_to_backend, len);
         return rproxy_send_all(t->backend, t->up.data, len);
     }
     if (APR_STATUS_IS_EOF(rv)) {
