@@ -451,8 +451,7 @@ static int rproxy_handler(request_rec *r)
     x.sc = ap_get_module_config(r->server->module_config, &rproxy_module);
     x.timeout = dc->timeout > 0 ? dc->timeout : r->server->timeout;
     x.idempotent = is_idempotent(r);
-    rproxy_buf_get(&x.buf, dc->pool ? dc->pool : &rproxy_apr_pool, r,
-                   x.sc->buffer_size);
+    rproxy_buf_get(&x.buf, r, dc, x.sc);
 
     status = attempt(&x, uri);
     if (status == RPROXY_STALE) {

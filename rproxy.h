@@ -88,8 +88,8 @@ typedef struct {
 } rproxy_buf;
 
 apr_status_t rproxy_pool_child_init(apr_pool_t *pchild);
-void rproxy_buf_get(rproxy_buf *b, const rproxy_buffer_pool *pool,
-                    request_rec *r, apr_size_t fallback_len);
+void rproxy_buf_get(rproxy_buf *b, request_rec *r, const rproxy_dir_conf *dc,
+                    const rproxy_server_conf *sc);
 void rproxy_buf_put(rproxy_buf *b);
 
 /* ---- backend connections (rproxy_conn.c) ---- */
@@ -140,6 +140,7 @@ const char *rproxy_join_path(apr_pool_t *p, const char *a, const char *b);
 const char *rproxy_join_query(apr_pool_t *p, const char *a, const char *b);
 int rproxy_send_request(rproxy_exchange *x, const char *uri);
 apr_array_header_t *rproxy_connection_tokens(apr_pool_t *p, apr_table_t *h);
+int rproxy_in_list(const char *name, const char *const *list);
 int rproxy_is_hop_by_hop(const char *name, const apr_array_header_t *tokens);
 
 /* rproxy_trailers.c */

@@ -105,9 +105,12 @@ static void none_pool_put(server_rec *s, char *buf, apr_size_t len)
 const rproxy_buffer_pool rproxy_apr_pool = { apr_pool_get, apr_pool_put };
 const rproxy_buffer_pool rproxy_none_pool = { none_pool_get, none_pool_put };
 
-void rproxy_buf_get(rproxy_buf *b, const rproxy_buffer_pool *pool,
-                    request_rec *r, apr_size_t fallback_len)
+/* Takes the request's buffer from the location's pool (apr by default). */
+void rproxy_buf_get(rproxy_buf *b, request_rec *r, const rproxy_dir_conf *dc,
+                    const rproxy_server_conf *sc)
 {
+    const rproxy_buffer_pool *pool = dc->pool ? dc->pool : &rproxy_apr_pool;
+
     b->s = r->server;
     b->len = 0;
     b->data = pool->get(r->server, &b->len);
@@ -124,8 +127,8 @@ void rproxy_buf_get(rproxy_buf *b, const rproxy_buffer_pool *pool,
         RPROXY_COUNT(puts);
     }
     b->pool = NULL;
-    b->len = fallback_len;
-    b->data = apr_palloc(r->pool, fallback_len);
+    b->len = sc->buffer_size;
+    b->data = apr_palloc(r->pool, b->len);
     RPROXY_COUNT(fallback_buffers);
 }
 

@@ -193,7 +193,7 @@ static const char *const forwarded_headers[] = {
     "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", NULL
 };
 
-static int in_list(const char *name, const char *const *list)
+int rproxy_in_list(const char *name, const char *const *list)
 {
     for (; *list; list++) {
         if (!strcasecmp(name, *list)) {
@@ -320,11 +320,11 @@ static int copy_request_header(void *data, const char *name, const char *value)
         ctx->bad = 1;
         return 0;
     }
-    if (in_list(name, not_forwarded)
+    if (rproxy_in_list(name, not_forwarded)
         || rproxy_is_hop_by_hop(name, ctx->tokens)) {
         return 1;
     }
-    if (ctx->add_forwarded && in_list(name, forwarded_headers)) {
+    if (ctx->add_forwarded && rproxy_in_list(name, forwarded_headers)) {
         if (!strcasecmp(name, "X-Forwarded-For")) {
             ctx->xff = ctx->xff ? apr_pstrcat(ctx->r->pool, ctx->xff, ", ",
                                               value, NULL)

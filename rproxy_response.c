@@ -283,14 +283,9 @@ typedef struct {
 static int copy_response_field(void *data, const char *name, const char *value)
 {
     copy_ctx *ctx = data;
-    const char *const *h;
 
-    for (h = hop_by_hop; *h; h++) {
-        if (!strcasecmp(name, *h)) {
-            return 1;
-        }
-    }
-    if (rproxy_is_hop_by_hop(name, ctx->tokens)) {
+    if (rproxy_in_list(name, hop_by_hop)
+        || rproxy_is_hop_by_hop(name, ctx->tokens)) {
         return 1;
     }
     if (!strcasecmp(name, "Content-Type") && ctx->r->status >= 200) {

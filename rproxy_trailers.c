@@ -27,13 +27,7 @@ static const char *const never_trailers[] = {
 
 int rproxy_trailer_allowed(const char *name)
 {
-    const char *const *n;
-    for (n = never_trailers; *n; n++) {
-        if (!strcasecmp(name, *n)) {
-            return 0;
-        }
-    }
-    return 1;
+    return !rproxy_in_list(name, never_trailers);
 }
 
 typedef struct {

@@ -252,8 +252,7 @@ int rproxy_tunnel(rproxy_exchange *x, apr_table_t *headers_101)
     /* From here on the connection carries the upgraded protocol: no
      * request-line timeouts, and httpd must not write another response. */
     ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
-    rproxy_buf_get(&t.up, x->dc->pool ? x->dc->pool : &rproxy_apr_pool, r,
-                   x->sc->buffer_size);
+    rproxy_buf_get(&t.up, r, x->dc, x->sc);
     rv = run_tunnel(&t);
     rproxy_buf_put(&t.up);
 
