@@ -57,7 +57,6 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
         dc->strip_prefix = base->strip_prefix;
     }
     dc->pool = MERGE(pool, NULL);
-    dc->pool_name = MERGE(pool_name, NULL);
     dc->timeout = MERGE(timeout, -1);
     dc->connect_timeout = MERGE(connect_timeout, -1);
     dc->flush_interval_set = add->flush_interval_set
@@ -162,7 +161,6 @@ static const char *set_pool(cmd_parms *cmd, void *dcv, const char *name)
                             RPROXY_BUFFER_POOL_VERSION);
     }
     dc->pool = pool;
-    dc->pool_name = apr_pstrdup(cmd->pool, name);
     return NULL;
 }
 

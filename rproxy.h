@@ -36,8 +36,7 @@ typedef struct {
 typedef struct {
     const rproxy_target *target;
     const char *strip_prefix;          /* literal <Location> path, or NULL */
-    const rproxy_buffer_pool *pool;
-    const char *pool_name;
+    const rproxy_buffer_pool *pool;    /* NULL: the apr pool */
     apr_interval_time_t timeout;       /* -1: the server's Timeout */
     apr_interval_time_t connect_timeout;
     apr_interval_time_t flush_interval;/* 0 end only, -1 every write */
@@ -50,8 +49,6 @@ typedef struct {
 typedef struct {
     apr_size_t buffer_size;
     int buffer_size_set;
-    const rproxy_buffer_pool *pool;    /* server-wide default */
-    const char *pool_name;
     int idle_max;                      /* idle backend connections per process */
     apr_interval_time_t idle_timeout;
     apr_size_t max_head_size;          /* backend response head, in bytes */

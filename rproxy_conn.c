@@ -129,8 +129,10 @@ static apr_status_t conn_connect(rproxy_conn **out, const rproxy_target *t,
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    /* Every address the name has, in order, until one answers
+     * ("localhost" may give ::1 first to an IPv4-only backend). */
     rv = apr_sockaddr_info_get(&sa, t->host, APR_UNSPEC, t->port, 0, p);
-    for (; rv == APR_SUCCESS && sa; sa = sa->next) {
+    for (sa = rv == APR_SUCCESS ? sa : NULL; sa; sa = sa->next) {
         rv = apr_socket_create(&sock, sa->family, SOCK_STREAM,
                                APR_PROTO_TCP, p);
         if (rv != APR_SUCCESS) {

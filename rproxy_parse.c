@@ -23,6 +23,12 @@ apr_status_t rproxy_reader_fill(rproxy_reader *rd)
     apr_size_t n;
     apr_status_t rv;
 
+    if (rd->before_fill) {
+        rv = rd->before_fill(rd->before_fill_ctx);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
     if (rd->pos == rd->end) {
         rd->pos = rd->end = 0;
     }

@@ -26,6 +26,10 @@ typedef struct {
     apr_pool_t *pool;
     rproxy_recv_fn recv;
     void *recv_ctx;
+    /* Called before the window moves or refills (NULL: nothing to do): the
+     * module hands on body bytes that still point into it. */
+    apr_status_t (*before_fill)(void *ctx);
+    void *before_fill_ctx;
 } rproxy_reader;
 
 void rproxy_reader_init(rproxy_reader *rd, char *buf, apr_size_t cap,

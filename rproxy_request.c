@@ -72,27 +72,33 @@ static const char *skip_prefix(const char *path, const char *prefix)
 }
 
 /* True if any segment of the escaped path decodes to "." or "..", counting
- * %2F as a separator: such a path could climb out of the target path on a
+ * %2F as a separator and ';' as ending the segment ("..;" is ".." to
+ * Tomcat and Jetty): such a path could climb out of the target path on a
  * backend that decodes before it resolves. */
 static int has_dot_segment(const char *path)
 {
-    int seg_len = 0, dots = 0;
+    int seg_len = 0, dots = 0, in_params = 0;
 
     for (;;) {
         int end = !*path;
         int c = end ? '/' : next_decoded(&path);
-        if (c != '/') {
+
+        if (c == '/') {
+            if (seg_len > 0 && seg_len == dots && dots <= 2) {
+                return 1;
+            }
+            if (end) {
+                return 0;
+            }
+            seg_len = dots = in_params = 0;
+        }
+        else if (c == ';') {
+            in_params = 1;
+        }
+        else if (!in_params) {
             seg_len++;
             dots += c == '.';
-            continue;
         }
-        if (seg_len > 0 && seg_len == dots && dots <= 2) {
-            return 1;
-        }
-        if (end) {
-            return 0;
-        }
-        seg_len = dots = 0;
     }
 }
 
@@ -154,6 +160,12 @@ int rproxy_build_path(request_rec *r, const rproxy_dir_conf *dc,
     rest = raw;
     if (dc->strip_prefix) {
         rest = skip_prefix(raw, dc->strip_prefix);
+        if (!rest) {
+            /* r->uri was rewritten (mod_rewrite [PT], an alias...) after
+             * the client's path: forward the new path, escaped. */
+            raw = ap_os_escape_path(r->pool, r->uri, 1);
+            rest = skip_prefix(raw, dc->strip_prefix);
+        }
         if (!rest) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "rproxy: path does not start with its <Location> "
@@ -353,15 +365,33 @@ static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
     return host;
 }
 
-typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED } body_framing;
+typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_INVALID }
+    body_framing;
 
+/* How the body goes to the backend.  An input filter (SetInputFilter
+ * DEFLATE, say) may change the body's length, so a filtered body goes
+ * chunked whatever Content-Length the client announced. */
 static body_framing client_body_framing(request_rec *r, const char **cl)
 {
+    apr_off_t len;
+    char *end;
+
     *cl = apr_table_get(r->headers_in, "Content-Length");
     if (apr_table_get(r->headers_in, "Transfer-Encoding")) {
         return BODY_CHUNKED;   /* httpd accepts no other request coding */
     }
-    return *cl ? BODY_LENGTH : BODY_NONE;
+    if (!*cl) {
+        return BODY_NONE;
+    }
+    if (!apr_isdigit(**cl) || apr_strtoff(&len, *cl, &end, 10) != APR_SUCCESS
+        || *end || len < 0) {
+        return BODY_INVALID;
+    }
+    if (r->input_filters != r->proto_input_filters) {
+        return BODY_CHUNKED;
+    }
+    *cl = apr_off_t_toa(r->pool, len);     /* as a number: "005" is 5 */
+    return BODY_LENGTH;
 }
 
 static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
@@ -405,8 +435,9 @@ static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
         put_header(&w, "Connection", "Upgrade");
         put_header(&w, "Upgrade", x->upgrade);
     }
-    if (has_token(apr_table_get(r->headers_in, "TE"), "trailers")
-        && !rproxy_is_hop_by_hop("TE", ctx.tokens)) {
+    /* A client sending TE must also name it in Connection (RFC 9110
+     * 10.1.4), so that naming does not hide "trailers". */
+    if (has_token(apr_table_get(r->headers_in, "TE"), "trailers")) {
         put_header(&w, "TE", "trailers");
     }
     if (bf != BODY_NONE && x->r->expecting_100) {
@@ -501,12 +532,21 @@ static int stream_body(rproxy_exchange *x, body_framing bf)
         if (rv != APR_SUCCESS) {
             r->connection->keepalive = AP_CONN_CLOSE;
             x->reusable = 0;
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                          "rproxy: reading the client's request body "
-                          "for %s failed", x->dc->target->url);
+            /* AP_FILTER_ERROR: an input filter answered and logged already */
+            ap_log_rerror(APLOG_MARK, APLOG_ERR,
+                          rv == AP_FILTER_ERROR ? 0 : rv, r,
+                          "rproxy: %s: %s: the client's request body could "
+                          "not be read", x->dc->target->url, x->phase);
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
         rv = send_body_piece(x, len, bf == BODY_CHUNKED);
+        if (APR_STATUS_IS_TIMEUP(rv)) {
+            r->connection->keepalive = AP_CONN_CLOSE;
+            x->reusable = 0;
+            return rproxy_fail(x, HTTP_GATEWAY_TIME_OUT, rv, "backend read "
+                               "nothing for %" APR_TIME_T_FMT " s",
+                               apr_time_sec(x->timeout));
+        }
         if (rv != APR_SUCCESS) {
             /* The backend may have answered early (413, say) and closed:
              * its response is still worth reading. */
@@ -536,6 +576,12 @@ int rproxy_send_request(rproxy_exchange *x, const char *uri)
     apr_status_t rv;
     int status;
 
+    if (bf == BODY_INVALID) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
+                      "rproxy: %s: invalid request Content-Length '%s'",
+                      x->dc->target->url, cl);
+        return HTTP_BAD_REQUEST;
+    }
     status = build_head(x, uri, bf, cl, &head, &len);
     if (status != OK) {
         return status;

@@ -87,6 +87,9 @@ static int read_failed(response *rs, apr_status_t rv, const char *what)
     rproxy_exchange *x = rs->x;
 
     x->reusable = 0;
+    if (rs->client_gone) {
+        return OK;      /* the client left while we handed bytes on */
+    }
     if (rv == RPROXY_LINE_TOO_LONG) {
         return rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "%s: line longer than "
                            "%d bytes", what, RPROXY_MAX_LINE);
@@ -158,8 +161,8 @@ static int read_fields(response *rs, apr_table_t *t, const char *what)
 static void relay_interim(response *rs);
 
 /* Reads response heads until a final one; each 1xx goes to the client.
- * With stop_at_continue, a 100 ends the wait too (the body may go now). */
-static int read_head(response *rs, int stop_at_continue)
+ * With stop_at_interim, it returns after the first 1xx too. */
+static int read_head(response *rs, int stop_at_interim)
 {
     rproxy_exchange *x = rs->x;
 
@@ -201,7 +204,7 @@ static int read_head(response *rs, int stop_at_continue)
             return bad_response(rs, "too many 1xx interim responses");
         }
         relay_interim(rs);
-        if (stop_at_continue && rs->status == HTTP_CONTINUE) {
+        if (stop_at_interim) {
             return OK;
         }
     }
@@ -278,17 +281,18 @@ static const char *const hop_by_hop[] = {
 typedef struct {
     request_rec *r;
     const apr_array_header_t *tokens;
-} copy_ctx;
+    int final;                  /* a final response, not a 1xx */
+} field_copy;
 
 static int copy_response_field(void *data, const char *name, const char *value)
 {
-    copy_ctx *ctx = data;
+    field_copy *ctx = data;
 
     if (rproxy_in_list(name, hop_by_hop)
         || rproxy_is_hop_by_hop(name, ctx->tokens)) {
         return 1;
     }
-    if (!strcasecmp(name, "Content-Type") && ctx->r->status >= 200) {
+    if (!strcasecmp(name, "Content-Type") && ctx->final) {
         ap_set_content_type(ctx->r, value);
         return 1;
     }
@@ -313,10 +317,11 @@ static apr_table_t *end_to_end_fields(response *rs)
 {
     request_rec *r = rs->x->r;
     apr_table_t *saved = r->headers_out, *out;
-    copy_ctx ctx;
+    field_copy ctx;
 
     ctx.r = r;
     ctx.tokens = rproxy_connection_tokens(r->pool, rs->fields);
+    ctx.final = 0;
     out = r->headers_out = apr_table_make(r->pool, 4);
     apr_table_do(copy_response_field, &ctx, rs->fields, NULL);
     r->headers_out = saved;
@@ -342,21 +347,23 @@ static void announce_trailers(response *rs)
 {
     request_rec *r = rs->x->r;
     const char *announced = apr_table_get(rs->fields, "Trailer");
+    apr_array_header_t *names;
     char *copy, *tok, *last;
-    const char *names = NULL;
 
     if (!announced) {
         return;
     }
+    names = apr_array_make(r->pool, 4, sizeof(char *));
     copy = apr_pstrdup(r->pool, announced);
     for (tok = apr_strtok(copy, ", \t", &last); tok;
          tok = apr_strtok(NULL, ", \t", &last)) {
         if (rproxy_trailer_allowed(tok)) {
-            names = names ? apr_pstrcat(r->pool, names, ", ", tok, NULL) : tok;
+            *(char **)apr_array_push(names) = tok;
         }
     }
-    if (names) {
-        apr_table_setn(r->headers_out, "Trailer", names);
+    if (names->nelts) {
+        apr_table_setn(r->headers_out, "Trailer",
+                       apr_array_pstrcat(r->pool, names, ','));
     }
 }
 
@@ -364,11 +371,12 @@ static void set_client_head(response *rs)
 {
     rproxy_exchange *x = rs->x;
     request_rec *r = x->r;
-    copy_ctx ctx;
+    field_copy ctx;
     const char *ctype;
 
     ctx.r = r;
     ctx.tokens = rproxy_connection_tokens(r->pool, rs->fields);
+    ctx.final = 1;
     if (rs->minor == 0
         || rproxy_is_hop_by_hop("close", ctx.tokens)) {
         x->reusable = 0;
@@ -398,14 +406,16 @@ static void set_client_head(response *rs)
 
 /* ---- relaying the body ---- */
 
-static apr_status_t pass(response *rs, apr_bucket *b, int flush)
+/* Hands what rs->bb holds (body bytes still in the read window, EOS) to
+ * the client, with a FLUSH when asked. */
+static apr_status_t pass(response *rs, int flush)
 {
     request_rec *r = rs->x->r;
     conn_rec *c = r->connection;
     apr_status_t rv;
 
-    if (b) {
-        APR_BRIGADE_INSERT_TAIL(rs->bb, b);
+    if (APR_BRIGADE_EMPTY(rs->bb) && !flush) {
+        return APR_SUCCESS;
     }
     if (flush) {
         APR_BRIGADE_INSERT_TAIL(rs->bb,
@@ -425,12 +435,20 @@ static apr_status_t pass(response *rs, apr_bucket *b, int flush)
     return APR_SUCCESS;
 }
 
-static apr_status_t pass_bytes(response *rs, const char *data, apr_size_t n)
+/* The read window's before_fill: everything gathered from this window goes
+ * out in one pass, so many small chunks make one write, not one each. */
+static apr_status_t pass_gathered(void *ctx)
+{
+    response *rs = ctx;
+    return pass(rs, rs->flush_every);
+}
+
+/* Queues body bytes from the read window; they go out before it refills. */
+static void pass_bytes(response *rs, const char *data, apr_size_t n)
 {
     RPROXY_ADD(bytes_from_backend, n);
-    apr_bucket *b = apr_bucket_transient_create(data, n,
-                                        rs->x->r->connection->bucket_alloc);
-    return pass(rs, b, rs->flush_every);
+    APR_BRIGADE_INSERT_TAIL(rs->bb, apr_bucket_transient_create(data, n,
+                                    rs->x->r->connection->bucket_alloc));
 }
 
 /* fill() for body bytes, honouring RProxyFlushInterval N: while data waits
@@ -439,10 +457,10 @@ static apr_status_t body_fill(response *rs)
 {
     rproxy_exchange *x = rs->x;
     apr_interval_time_t wait;
-    apr_status_t rv;
+    apr_status_t rv = pass_gathered(rs);
 
-    if (!rs->unflushed_since) {
-        return fill(x);
+    if (rv != APR_SUCCESS || !rs->unflushed_since) {
+        return rv == APR_SUCCESS ? fill(x) : rv;
     }
     wait = rs->unflushed_since + x->dc->flush_interval - apr_time_now();
     if (wait > 0 && wait < x->timeout) {
@@ -453,7 +471,7 @@ static apr_status_t body_fill(response *rs)
             return rv;
         }
     }
-    rv = pass(rs, NULL, 1);
+    rv = pass(rs, 1);
     return rv == APR_SUCCESS ? fill(x) : rv;
 }
 
@@ -476,12 +494,9 @@ static apr_status_t relay_length(response *rs, apr_off_t n)
         if ((apr_off_t)avail > n) {
             avail = (apr_size_t)n;
         }
-        rv = pass_bytes(rs, x->rd.buf + x->rd.pos, avail);
+        pass_bytes(rs, x->rd.buf + x->rd.pos, avail);
         x->rd.pos += avail;
         n -= avail;
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
     }
     return APR_SUCCESS;
 }
@@ -502,11 +517,8 @@ static apr_status_t relay_until_close(response *rs)
                 return rv;
             }
         }
-        rv = pass_bytes(rs, x->rd.buf + x->rd.pos, x->rd.end - x->rd.pos);
+        pass_bytes(rs, x->rd.buf + x->rd.pos, x->rd.end - x->rd.pos);
         x->rd.pos = x->rd.end;
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
     }
 }
 
@@ -631,9 +643,20 @@ static void abort_client(rproxy_exchange *x)
 static int finish(response *rs)
 {
     conn_rec *c = rs->x->r->connection;
-    apr_bucket *eos = apr_bucket_eos_create(c->bucket_alloc);
+    apr_status_t rv = APR_SUCCESS;
 
-    if (pass(rs, eos, 0) != APR_SUCCESS) {
+    /* A streamed response's last bytes go out flushed like the others, and
+     * before the EOS: seeing both at once, httpd would frame the response
+     * with a Content-Length and lose its trailers. */
+    if (rs->flush_every) {
+        rv = pass_gathered(rs);
+    }
+    if (rv == APR_SUCCESS) {
+        APR_BRIGADE_INSERT_TAIL(rs->bb,
+                                apr_bucket_eos_create(c->bucket_alloc));
+        rv = pass(rs, 0);
+    }
+    if (rv != APR_SUCCESS) {
         rs->x->reusable = 0;
     }
     return OK;
@@ -654,28 +677,45 @@ static response *response_of(rproxy_exchange *x)
     return x->resp;
 }
 
+/* Reads what the backend says before the body may go: 1xx responses are
+ * relayed; a 100, or a second of silence, means send it; a final head
+ * means never.  The body reuses the read window's buffer, so this returns
+ * OK only once the window holds nothing unread. */
 int rproxy_await_continue(rproxy_exchange *x)
 {
     response *rs = response_of(x);
-    apr_status_t rv;
-    int status;
+    int continued = 0;
 
     x->phase = "waiting for 100 Continue";
-    apr_socket_timeout_set(x->conn->sock, CONTINUE_WAIT < x->timeout
-                                          ? CONTINUE_WAIT : x->timeout);
-    rv = fill(x);
-    apr_socket_timeout_set(x->conn->sock, x->timeout);
-    if (APR_STATUS_IS_TIMEUP(rv)) {
-        return OK;              /* a quiet backend gets the body anyway */
+    for (;;) {
+        int status;
+
+        if (x->rd.pos == x->rd.end) {
+            apr_status_t rv;
+            if (continued) {
+                return OK;
+            }
+            apr_socket_timeout_set(x->conn->sock, CONTINUE_WAIT < x->timeout
+                                                  ? CONTINUE_WAIT
+                                                  : x->timeout);
+            rv = fill(x);
+            apr_socket_timeout_set(x->conn->sock, x->timeout);
+            if (APR_STATUS_IS_TIMEUP(rv)) {
+                return OK;      /* a quiet backend gets the body anyway */
+            }
+            if (rv != APR_SUCCESS) {
+                return read_failed(rs, rv, "waiting for 100 Continue");
+            }
+        }
+        status = read_head(rs, 1);
+        if (status != OK) {
+            return status;
+        }
+        if (rs->head_done) {
+            return RPROXY_FINAL;
+        }
+        continued |= rs->status == HTTP_CONTINUE;
     }
-    if (rv != APR_SUCCESS) {
-        return read_failed(rs, rv, "waiting for 100 Continue");
-    }
-    status = read_head(rs, 1);
-    if (status == OK && rs->head_done) {
-        return RPROXY_FINAL;
-    }
-    return status;
 }
 
 int rproxy_relay_response(rproxy_exchange *x)
@@ -704,11 +744,17 @@ int rproxy_relay_response(rproxy_exchange *x)
     /* A streamed response whose first bytes are not here yet: let the
      * client see the head now rather than when the backend speaks again. */
     if (rs->flush_every && rs->frame != FRAME_NONE && x->rd.pos == x->rd.end
-        && pass(rs, NULL, 1) != APR_SUCCESS) {
+        && pass(rs, 1) != APR_SUCCESS) {
         rs->client_gone = 1;
     }
     if (!rs->client_gone) {
+        x->rd.before_fill = pass_gathered;
+        x->rd.before_fill_ctx = rs;
         status = relay_body(rs);
+        x->rd.before_fill = NULL;
+        if (status != OK) {
+            apr_brigade_cleanup(rs->bb);  /* what a failed body gathered */
+        }
     }
     if (rs->client_gone) {
         x->reusable = 0;

@@ -31,27 +31,44 @@ int rproxy_trailer_allowed(const char *name)
 }
 
 typedef struct {
-    apr_pool_t *p;
-    const char *text;
+    apr_size_t len;
+    char *out;                  /* NULL while measuring */
 } field_text;
 
 static int add_field_text(void *data, const char *name, const char *value)
 {
     field_text *ft = data;
+    apr_size_t n = strlen(name), v = strlen(value);
+
     if (rproxy_trailer_allowed(name)) {
-        ft->text = apr_pstrcat(ft->p, ft->text, name, ": ", value, "\r\n",
-                               NULL);
+        if (ft->out) {
+            memcpy(ft->out + ft->len, name, n);
+            memcpy(ft->out + ft->len + n, ": ", 2);
+            memcpy(ft->out + ft->len + n + 2, value, v);
+            memcpy(ft->out + ft->len + n + 2 + v, "\r\n", 2);
+        }
+        ft->len += n + v + 4;
     }
     return 1;
 }
 
+/* "0\r\n", the allowed trailer fields, "\r\n": measured, then written
+ * once, so many fields cost linear time and memory. */
 const char *rproxy_last_chunk(apr_pool_t *p, apr_table_t *trailers)
 {
-    field_text ft = { p, "0\r\n" };
+    field_text ft = { 3, NULL };
+
     if (trailers) {
         apr_table_do(add_field_text, &ft, trailers, NULL);
     }
-    return apr_pstrcat(p, ft.text, "\r\n", NULL);
+    ft.out = apr_palloc(p, ft.len + 3);
+    memcpy(ft.out, "0\r\n", 3);
+    ft.len = 3;
+    if (trailers) {
+        apr_table_do(add_field_text, &ft, trailers, NULL);
+    }
+    memcpy(ft.out + ft.len, "\r\n", 3);
+    return ft.out;
 }
 
 static int is_plain_last_chunk(apr_bucket *b)
