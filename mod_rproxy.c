@@ -282,6 +282,9 @@ static const char *set_upgrades(cmd_parms *cmd, void *dcv, const char *args)
     const char *proto;
 
     dc->upgrades = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    if (!*args) {
+        return "RProxyAllowUpgrade takes protocol names, or none";
+    }
     while (*(proto = ap_getword_conf(cmd->temp_pool, &args))) {
         if (!strcasecmp(proto, "h2c")) {
             return "RProxyAllowUpgrade: h2c is never forwarded (its upgrade "
@@ -294,6 +297,10 @@ static const char *set_upgrades(cmd_parms *cmd, void *dcv, const char *args)
         if (strcasecmp(proto, "none")) {
             *(const char **)apr_array_push(dc->upgrades) =
                 apr_pstrdup(cmd->pool, proto);
+        }
+        else if (*args || dc->upgrades->nelts) {
+            return "RProxyAllowUpgrade: none cannot be combined with "
+                   "protocol names";
         }
     }
     return NULL;
@@ -464,8 +471,8 @@ static int rproxy_handler(request_rec *r)
         }
     }
     rproxy_buf_put(&x.buf);
-    if (status != OK || r->connection->aborted) {
-        RPROXY_COUNT(errors);
+    if (status != OK || x.failed) {
+        RPROXY_COUNT(errors);       /* client aborts count apart */
     }
     return status;
 }

@@ -121,6 +121,8 @@ typedef struct {
     int got_bytes;              /* the backend sent something */
     int head_sent;              /* the client has our status line */
     int reusable;               /* backend connection may go back idle */
+    int failed;                 /* the backend failed after our head went
+                                 * out: an error, though the status is OK */
     int idempotent;             /* may be retried on a fresh connection */
     int body_started;           /* client body reading began: no retry */
     apr_status_t send_failed;   /* writing to the backend failed */

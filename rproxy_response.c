@@ -627,6 +627,7 @@ static void abort_client(rproxy_exchange *x)
                                                        c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
+    x->failed = 1;
     if (c->master) {
         return;     /* an HTTP/2 stream: mod_http2 resets just the stream */
     }

@@ -47,7 +47,7 @@ const char *rproxy_requested_upgrade(request_rec *r,
     for (i = 0; i < n_allowed; i++) {
         if (strlen(allowed[i]) == name_len
             && !strncasecmp(proto, allowed[i], name_len)
-            && strncasecmp(proto, "h2c", 3)) {
+            && !(name_len == 3 && !strncasecmp(proto, "h2c", 3))) {
             return proto;
         }
     }
@@ -98,14 +98,16 @@ static apr_status_t to_client(tunnel *t, const char *data, apr_size_t len)
     return rv;
 }
 
-/* Moves what the client sent (without blocking) to the backend. */
-static apr_status_t pump_up(tunnel *t)
+/* Moves one buffer's worth of what the client sent to the backend;
+ * *full tells whether there may be more already read by httpd. */
+static apr_status_t pump_up_once(tunnel *t, int *full)
 {
     apr_size_t len = t->up.len;
     apr_status_t rv = ap_get_brigade(t->c->input_filters, t->bb,
                                      AP_MODE_READBYTES, APR_NONBLOCK_READ,
                                      t->up.len);
 
+    *full = 0;
     if (APR_STATUS_IS_EAGAIN(rv)) {
         apr_brigade_cleanup(t->bb);
         return APR_SUCCESS;
@@ -118,13 +120,12 @@ static apr_status_t pump_up(tunnel *t)
         rv = apr_brigade_flatten(t->bb, t->up.data, &len);
     }
     apr_brigade_cleanup(t->bb);
-    if (rv == APR_SUCCESS && len == 0) {
-        return APR_SUCCESS;
-    }
     if (rv == APR_SUCCESS) {
+        *full = len == t->up.len;
         t->bytes_up += len;
         RPROXY_ADD(bytes_to_backend, len);
-        return rproxy_send_all(t->backend, t->up.data, len);
+        return len ? rproxy_send_all(t->backend, t->up.data, len)
+                   : APR_SUCCESS;
     }
     if (APR_STATUS_IS_EOF(rv)) {
         /* The client is done sending: so is the backend's peer. */
@@ -132,6 +133,19 @@ static apr_status_t pump_up(tunnel *t)
         apr_socket_shutdown(t->backend, APR_SHUTDOWN_WRITE);
         return APR_SUCCESS;
     }
+    return rv;
+}
+
+/* Moves what the client sent (without blocking) to the backend, including
+ * what httpd's input filters read ahead, which no poll would announce. */
+static apr_status_t pump_up(tunnel *t)
+{
+    apr_status_t rv;
+    int full;
+
+    do {
+        rv = pump_up_once(t, &full);
+    } while (rv == APR_SUCCESS && full);
     return rv;
 }
 
@@ -266,6 +280,7 @@ int rproxy_tunnel(rproxy_exchange *x, apr_table_t *headers_101)
         return OK;
     }
     if (rv != APR_SUCCESS) {
+        x->failed = 1;
         rproxy_fail(x, OK, rv, "tunnel broke after %" APR_OFF_T_FMT
                     " bytes up, %" APR_OFF_T_FMT " down", t.bytes_up,
                     t.bytes_down);

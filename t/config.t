@@ -28,6 +28,9 @@ my @cases = (
     [ 'RProxyConnectTimeout soon',       qr/RProxyConnectTimeout.*'soon'/ ],
     [ 'RProxyIdleConnections -1',        qr/RProxyIdleConnections.*'-1'/, 1 ],
     [ 'RProxyPreserveHost maybe',        qr/RProxyPreserveHost/ ],
+    [ 'RProxyAllowUpgrade h2c',          qr/RProxyAllowUpgrade: h2c/ ],
+    [ 'RProxyAllowUpgrade websocket none', qr/RProxyAllowUpgrade: none/ ],
+    [ 'RProxyAllowUpgrade',              qr/RProxyAllowUpgrade/ ],
 );
 
 plan tests => 2 * @cases + 2;
@@ -70,7 +73,8 @@ for my $c (@cases) {
 {
     my ($rc, $out) = check_config("RProxyBufferSize 4096\nRProxyIdleConnections 8",
         "RProxyBufferPool none\nRProxyFlushInterval -1\nRProxyTimeout 30\n"
-        . "RProxyConnectTimeout 500ms\nRProxyPreserveHost On\nRProxyAddForwarded Off");
+        . "RProxyConnectTimeout 500ms\nRProxyPreserveHost On\nRProxyAddForwarded Off\n"
+        . "RProxyAllowUpgrade websocket foo");
     ok t_cmp($rc, 0, 'a valid configuration passes');
     ok t_cmp($out, qr/Syntax OK/, 'Syntax OK');
 }
