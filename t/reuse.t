@@ -8,16 +8,18 @@ use RProxyTest;
 
 plan tests => 8;
 
-# 100 sequential requests (each from a new client connection) open at most
-# a handful of backend connections.
+# 100 sequential requests open at most a handful of backend connections.
+# They share one client connection, so that (whatever the MPM) one httpd
+# process proxies them all and its rproxy-status tells the story.
 {
-    my $before = counters();
+    my $s = session();
+    my $before = $s->counters;
     my $ok = 0;
     for my $i (1 .. 100) {
-        my $r = http_request(GET => "/be/r?say=n$i");
-        $ok++ if $r->{body} eq "n$i";
+        my (undef, $body) = $s->get("/be/r?say=n$i");
+        $ok++ if $body eq "n$i";
     }
-    my $after = counters();
+    my $after = $s->counters;
     my $connects = $after->{backend_connects} - $before->{backend_connects};
     ok t_cmp($ok, 100, '100 sequential requests answered');
     ok t_cmp($connects <= 3 ? 1 : 0, 1, "opened $connects backend connections (<= 3)");

@@ -15,7 +15,7 @@ use Apache::TestRequest ();
 
 our @EXPORT = qw(proxy_port conf_define pattern raw_exchange parse_response
                  http_request counters error_log_mark error_log_since
-                 raw_backend wait_for);
+                 raw_backend wait_for session);
 
 our $TOP = Apache::Test::vars('t_dir');
 
@@ -266,6 +266,68 @@ sub read_request {
         }
     }
     return $buf;
+}
+
+# A keep-alive client connection: every request on it reaches the same
+# httpd process, so rproxy-status read through it (->counters) describes the
+# process that proxied the other requests, whatever the MPM.
+sub session {
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(),
+                                     Proto => 'tcp', Timeout => 5)
+        or die "connect: $!";
+    binmode $sock;
+    return bless { sock => $sock, buf => '' }, 'RProxyTest::Session';
+}
+
+package RProxyTest::Session;
+
+use IO::Select;
+
+sub _more {
+    my $self = shift;
+    return 0 unless IO::Select->new($self->{sock})->can_read(20);
+    my $n = sysread($self->{sock}, $self->{buf}, 65536, length $self->{buf});
+    return $n && $n > 0;
+}
+
+# GET $path; returns (status, body) of the one response, read by its framing.
+sub get {
+    my ($self, $path) = @_;
+    syswrite $self->{sock}, "GET $path HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    while (index($self->{buf}, "\r\n\r\n") < 0) { $self->_more or return (0, '') }
+    my $end = index($self->{buf}, "\r\n\r\n");
+    my $head = substr($self->{buf}, 0, $end);
+    $self->{buf} = substr($self->{buf}, $end + 4);
+    my ($status) = $head =~ m{^HTTP/1\.\d (\d+)};
+    my $body = '';
+    if ($head =~ /^Content-Length:\s*(\d+)/mi) {
+        my $cl = $1;
+        while (length($self->{buf}) < $cl) { $self->_more or last }
+        $body = substr($self->{buf}, 0, $cl, '');
+    }
+    elsif ($head =~ /^Transfer-Encoding:\s*chunked/mi) {
+        for (;;) {
+            while ($self->{buf} !~ /\A([0-9a-fA-F]+)[^\r\n]*\r\n/) { $self->_more or return ($status, $body) }
+            my $size = hex $1;
+            my $hl = length $&;
+            if ($size == 0) {
+                while (index($self->{buf}, "\r\n\r\n", $hl - 2) < 0) { $self->_more or last }
+                my $t = index($self->{buf}, "\r\n\r\n", $hl - 2);
+                substr($self->{buf}, 0, $t + 4, '');
+                last;
+            }
+            while (length($self->{buf}) < $hl + $size + 2) { $self->_more or return ($status, $body) }
+            $body .= substr($self->{buf}, $hl, $size);
+            substr($self->{buf}, 0, $hl + $size + 2, '');
+        }
+    }
+    return ($status, $body);
+}
+
+sub counters {
+    my $self = shift;
+    my (undef, $body) = $self->get('/rproxy-status');
+    return { $body =~ /^(\w+): (\d+)$/mg };
 }
 
 package RProxyTest::Raw;
