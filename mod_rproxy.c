@@ -386,7 +386,7 @@ static int is_idempotent(request_rec *r)
 }
 
 /* One attempt: connect (or reuse), send the request, relay the response. */
-static int attempt(rproxy_exchange *x, const char *uri)
+static int attempt(rproxy_exchange *x)
 {
     request_rec *r = x->r;
     apr_status_t rv;
@@ -410,7 +410,7 @@ static int attempt(rproxy_exchange *x, const char *uri)
     x->send_failed = APR_SUCCESS;
     rproxy_reader_start(x);
     x->resp = NULL;
-    status = rproxy_send_request(x, uri);
+    status = rproxy_send_request(x);
     if (status == OK) {
         status = rproxy_relay_response(x);
     }
@@ -456,14 +456,19 @@ static int rproxy_handler(request_rec *r)
     x.sc = ap_get_module_config(r->server->module_config, &rproxy_module);
     x.timeout = dc->timeout > 0 ? dc->timeout : r->server->timeout;
     x.idempotent = is_idempotent(r);
-    rproxy_buf_get(&x.buf, r, dc, x.sc);
+    status = rproxy_prepare_request(&x, uri);
+    if (status != OK) {
+        RPROXY_COUNT(errors);
+        return status;
+    }
 
-    status = attempt(&x, uri);
+    rproxy_buf_get(&x.buf, r, dc, x.sc);
+    status = attempt(&x);
     if (status == RPROXY_STALE) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
                       "rproxy: %s: reused connection failed before any "
                       "response; retrying on a new one", dc->target->url);
-        status = attempt(&x, uri);
+        status = attempt(&x);
         if (status == RPROXY_STALE) {
             status = rproxy_fail(&x, HTTP_BAD_GATEWAY, 0,
                                  "backend closed two connections in a row "

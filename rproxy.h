@@ -110,6 +110,9 @@ apr_status_t rproxy_sendv_all(apr_socket_t *s, struct iovec *vec, int n);
 
 /* ---- one proxied exchange ---- */
 
+typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_INVALID }
+    body_framing;
+
 typedef struct {
     request_rec *r;
     const rproxy_dir_conf *dc;
@@ -130,6 +133,9 @@ typedef struct {
     struct rproxy_response *resp; /* rproxy_response.c's state */
     const char *upgrade;        /* protocol offered to the backend */
     apr_time_t started;         /* this attempt began (for the log note) */
+    char *head;                 /* the request head, built once */
+    apr_size_t head_len;
+    body_framing framing;       /* of the request body to the backend */
 } rproxy_exchange;
 
 /* rproxy_request.c */
@@ -137,7 +143,8 @@ int rproxy_build_path(request_rec *r, const rproxy_dir_conf *dc,
                       const char **uri_out);
 const char *rproxy_join_path(apr_pool_t *p, const char *a, const char *b);
 const char *rproxy_join_query(apr_pool_t *p, const char *a, const char *b);
-int rproxy_send_request(rproxy_exchange *x, const char *uri);
+int rproxy_prepare_request(rproxy_exchange *x, const char *uri);
+int rproxy_send_request(rproxy_exchange *x);
 apr_array_header_t *rproxy_connection_tokens(apr_pool_t *p, apr_table_t *h);
 int rproxy_in_list(const char *name, const char *const *list);
 int rproxy_is_hop_by_hop(const char *name, const apr_array_header_t *tokens);

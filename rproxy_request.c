@@ -365,8 +365,6 @@ static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
     return host;
 }
 
-typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_INVALID }
-    body_framing;
 
 /* How the body goes to the backend.  An input filter (SetInputFilter
  * DEFLATE, say) may change the body's length, so a filtered body goes
@@ -567,33 +565,36 @@ static int stream_body(rproxy_exchange *x, body_framing bf)
     return OK;
 }
 
-int rproxy_send_request(rproxy_exchange *x, const char *uri)
+/* Builds the request head once, before any backend connection is taken:
+ * a request we refuse costs the backend nothing, and a retry resends the
+ * same bytes. */
+int rproxy_prepare_request(rproxy_exchange *x, const char *uri)
 {
     const char *cl;
-    body_framing bf = client_body_framing(x->r, &cl);
-    char *head;
-    apr_size_t len;
-    apr_status_t rv;
-    int status;
 
-    if (bf == BODY_INVALID) {
+    x->framing = client_body_framing(x->r, &cl);
+    if (x->framing == BODY_INVALID) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
                       "rproxy: %s: invalid request Content-Length '%s'",
                       x->dc->target->url, cl);
         return HTTP_BAD_REQUEST;
     }
-    status = build_head(x, uri, bf, cl, &head, &len);
-    if (status != OK) {
-        return status;
-    }
+    return build_head(x, uri, x->framing, cl, &x->head, &x->head_len);
+}
+
+int rproxy_send_request(rproxy_exchange *x)
+{
+    apr_status_t rv;
+    int status;
+
     x->phase = "sending request head";
-    rv = rproxy_send_all(x->conn->sock, head, len);
+    rv = rproxy_send_all(x->conn->sock, x->head, x->head_len);
     if (rv != APR_SUCCESS) {
         x->send_failed = rv;
         x->reusable = 0;
         return OK;              /* reading the response tells what happened */
     }
-    if (bf == BODY_NONE) {
+    if (x->framing == BODY_NONE) {
         return OK;
     }
     if (x->r->expecting_100) {
@@ -611,5 +612,5 @@ int rproxy_send_request(rproxy_exchange *x, const char *uri)
         }
     }
     x->phase = "sending request body";
-    return stream_body(x, bf);
+    return stream_body(x, x->framing);
 }
