@@ -23,7 +23,6 @@
 #define MIN_BUFFER_SIZE         256
 #define MAX_BUFFER_SIZE         (64 * 1024 * 1024)
 #define DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(5)
-#define DEFAULT_IDLE_MAX        32
 #define DEFAULT_IDLE_TIMEOUT    apr_time_from_sec(30)
 #define DEFAULT_MAX_HEAD_SIZE   65536
 #define DEFAULT_MAX_HEADERS     100
@@ -501,9 +500,6 @@ static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         if (sc->max_headers == 0) {
             sc->max_headers = DEFAULT_MAX_HEADERS;
         }
-    }
-    if (main_sc->idle_max < 0) {
-        main_sc->idle_max = DEFAULT_IDLE_MAX;
     }
     if (main_sc->idle_timeout < 0) {
         main_sc->idle_timeout = DEFAULT_IDLE_TIMEOUT;

@@ -17,6 +17,7 @@
 #include "apr_portable.h"
 #include "apr_strings.h"
 #include "apr_thread_mutex.h"
+#include "ap_mpm.h"
 
 static apr_pool_t *conns_home;
 static apr_thread_mutex_t *idle_lock;
@@ -50,6 +51,13 @@ apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s)
     }
     apr_allocator_mutex_set(allocator, alloc_lock);
     idle_cap = sc->idle_max;
+    if (idle_cap < 0) {
+        /* One idle connection per worker thread: as many as can be in use
+         * at once, so steady traffic never closes one to open another. */
+        int threads = 0;
+        ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
+        idle_cap = threads > 0 ? threads : 1;
+    }
     idle_timeout = sc->idle_timeout;
     idle = apr_pcalloc(conns_home, sizeof(*idle) * (idle_cap + 1));
     return apr_thread_mutex_create(&idle_lock, APR_THREAD_MUTEX_DEFAULT,
