@@ -4,6 +4,7 @@
 #   make install    install the module, mod_rproxy.h and the a2enmod files
 #   make test       run the Apache::Test suite against the fresh build
 #   make run        start the demo on http://127.0.0.1:8080/app/ (make stop)
+#   make bench      mod_rproxy vs mod_proxy_http, httpd and nginx (bench/README.md)
 
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 SRCS     = mod_rproxy.c rproxy_request.c rproxy_response.c rproxy_pool.c \
@@ -64,6 +65,17 @@ run: deps
 
 stop:
 	@sh conf/demo/run.sh stop
+
+# ---- benchmark (bench/README.md) ----
+# make bench                   quick mode, under 2 minutes
+# make bench BENCH_MODE=full   the full figures (bench/RESULTS.md), under 10
+BENCH_MODE ?= quick
+
+.PHONY: bench
+
+bench: deps
+	$(MAKE) all
+	BENCH_MODE=$(BENCH_MODE) bash bench/run.sh
 
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Turn bench/run.sh's raw measurements into the markdown report.
+
+    report.py RAW.tsv META
+
+RAW.tsv has one measurement a line: metric, workload, variant, round, value.
+META has "key=value" lines describing the run.  The report goes to stdout.
+
+Every figure is the median over rounds; the ratio next to it is the median
+over rounds of (this variant / mod_proxy_http measured in the same round).
+"""
+import statistics
+import sys
+from collections import defaultdict
+
+VARIANTS = [
+    ("rproxy_apr", "mod_rproxy, pool apr"),
+    ("rproxy_none", "mod_rproxy, pool none"),
+    ("proxy_http", "mod_proxy_http"),
+    ("static", "httpd static (ceiling)"),
+    ("nginx", "nginx proxy_pass"),
+]
+REF = "proxy_http"
+WORKLOADS = [("1k:16", "1 KiB, 16 conns"), ("1k:128", "1 KiB, 128 conns"),
+             ("64k:16", "64 KiB, 16 conns"), ("64k:128", "64 KiB, 128 conns")]
+
+
+def load(path):
+    # data[metric][workload][variant][round] = value
+    data = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    with open(path) as f:
+        for line in f:
+            metric, workload, variant, rnd, value = line.split("\t")
+            data[metric][workload][variant][int(rnd)] = float(value)
+    return data
+
+
+def median_and_ratio(data, metric, workload, variant):
+    """(median value, median per-round ratio to REF), None where missing."""
+    rounds = data[metric][workload][variant]
+    ref = data[metric][workload][REF]
+    if not rounds:
+        return None, None
+    value = statistics.median(rounds.values())
+    ratios = [v / ref[r] for r, v in rounds.items() if ref.get(r)]
+    return value, (statistics.median(ratios) if ratios else None)
+
+
+def fmt_rps(v):
+    return "{:,.0f}".format(v)
+
+
+def fmt_ms(us):
+    ms = us / 1000.0
+    return "%.2f ms" % ms if ms < 10 else "%.1f ms" % ms
+
+
+def fmt_mbs(v):
+    return "{:,.0f} MB/s".format(v)
+
+
+def fmt_kib(v):
+    return "%.1f KiB" % v
+
+
+def fmt_mib(kib):
+    return "%.1f MiB" % (kib / 1024.0)
+
+
+def row(data, title, metric, workload, fmt, ratio=True):
+    cells = []
+    for v, _ in VARIANTS:
+        value, r = median_and_ratio(data, metric, workload, v)
+        if value is None:
+            cells.append("–")
+        elif ratio and r is not None:
+            cells.append("%s (%.2fx)" % (fmt(value), r))
+        else:
+            cells.append(fmt(value))
+    return "| %s | %s |" % (title, " | ".join(cells))
+
+
+def main():
+    data = load(sys.argv[1])
+    meta = {}
+    with open(sys.argv[2]) as f:
+        for line in f:
+            key, _, value = line.rstrip("\n").partition("=")
+            meta[key] = value
+
+    out = []
+    p = out.append
+    p("# mod_rproxy vs mod_proxy_http: %s mode" % meta["mode"])
+    p("")
+    p("- date: %s" % meta["date"])
+    p("- machine: %s CPUs (nproc), %s; %s" % (meta["nproc"], meta["cpu"],
+                                             meta["kernel"]))
+    p("- load average before the run: %s; after: %s" % (meta["loadavg"],
+                                                       meta["loadavg_end"]))
+    seen, _, checks = meta["busy"].partition(" of ")
+    p("- this project's fuzzer or test suite running: %s"
+      % ("never seen (%s checks, one before each measurement)" % checks
+         if seen == "0" else "**seen at %s of %s checks: figures are "
+         "noisy**" % (seen, checks)))
+    p("- software: %s; %s; %s; module at %s" % (meta["httpd_version"],
+      meta["nginx_version"], meta["wrk_version"], meta["commit"]))
+    p("- command: `%s`" % meta["command"])
+    p("- wrk: `wrk -t2 -c{16,128} -d%ss --latency`, %s rounds, variants "
+      "interleaved within each round; 512 MiB download: %s rounds; "
+      "slow clients: %s connections each reading a 1 MiB body at %s KiB/s, "
+      "%s round(s), each on a freshly started server"
+      % (meta["duration"], meta["rounds"], meta["dl_rounds"], meta["clients"],
+         int(meta["rate"]) // 1024, meta["mem_rounds"]))
+    if meta["clients"] != "512":
+        p("- NOTE: %s slow clients, not 512 (quick mode)" % meta["clients"])
+    p("")
+    p("Each cell: median over rounds, and in parentheses the median of the "
+      "per-round ratio to mod_proxy_http in the same round. req/s and MB/s: "
+      "higher is better; p99 and memory: lower is better.")
+    p("")
+    p("| figure | %s |" % " | ".join(label for _, label in VARIANTS))
+    p("|---|%s" % ("---:|" * len(VARIANTS)))
+    for w, label in WORKLOADS:
+        p(row(data, "req/s, %s" % label, "rps", w, fmt_rps))
+    for w, label in WORKLOADS:
+        p(row(data, "p99 latency, %s" % label, "p99_us", w, fmt_ms))
+    p(row(data, "512 MiB download", "dl_mbs", "512m", fmt_mbs))
+    p(row(data, "memory per slow connection (peak − idle RSS) / clients",
+          "mem_per_conn_kb", "slow", fmt_kib))
+    p(row(data, "idle RSS before the slow clients", "mem_idle_kb", "slow",
+          fmt_mib, ratio=False))
+    p(row(data, "peak RSS with the slow clients", "mem_peak_kb", "slow",
+          fmt_mib, ratio=False))
+    p(row(data, "slow downloads completed", "mem_complete", "slow",
+          lambda v: "%d" % v, ratio=False))
+
+    p("")
+    p("Buffer pool churn and backend connections (from rproxy-status, "
+      "summed over the httpd's processes, per 1000 requests as counted by "
+      "wrk; median over rounds; after a warm-up run):")
+    p("")
+    p("| workload | apr: buffers_allocated | none: fallback_buffers "
+      "| apr: backend_connects | none: backend_connects |")
+    p("|---|---:|---:|---:|---:|")
+    cells = []
+    for v in ("rproxy_apr", "rproxy_none"):
+        rounds = data["churn_loop"]["64k"][v]
+        cells.append("%.2f" % statistics.median(rounds.values())
+                     if rounds else "–")
+    p("| counted loop, 2000 × 64 KiB, 16 parallel (curl) | %s | – | – |"
+      % " | ".join(cells))
+    for w, label in WORKLOADS:
+        cells = []
+        for metric, v in (("churn", "rproxy_apr"), ("churn", "rproxy_none"),
+                          ("bconn", "rproxy_apr"), ("bconn", "rproxy_none")):
+            rounds = data[metric][w][v]
+            cells.append("%.2f" % statistics.median(rounds.values())
+                         if rounds else "–")
+        p("| %s | %s |" % (label, " | ".join(cells)))
+
+    total = data["apr_total"]["all"]["rproxy_apr"]
+    if total:
+        p("")
+        p("After all the wrk runs the apr pool held %d buffers in all "
+          "(summed over processes): bounded by the peak number of requests "
+          "in flight per process, whatever the number of requests."
+          % total[1])
+    errors = []
+    for w in data["errors"]:
+        for v, rounds in data["errors"][w].items():
+            for r, n in sorted(rounds.items()):
+                if n:
+                    errors.append("%s %s round %d: %d" % (v, w, r, n))
+    if errors:
+        p("")
+        p("Errors seen by wrk (non-2xx responses and socket errors): "
+          + "; ".join(errors))
+
+    p("")
+    p("Targets for mod_rproxy (pool apr) against mod_proxy_http:")
+    p("")
+    p("| target | measured | |")
+    p("|---|---:|---|")
+
+    def target(title, metric, workload, ok):
+        _, r = median_and_ratio(data, metric, workload, "rproxy_apr")
+        if r is None:
+            p("| %s | – | not measured |" % title)
+        else:
+            p("| %s | %.2fx | %s |" % (title, r,
+                                        "met" if ok(r) else "**not met**"))
+
+    for w, label in WORKLOADS:
+        target("req/s %s >= 1.5x" % label, "rps", w, lambda r: r >= 1.5)
+    for w, label in WORKLOADS[1::2]:
+        target("p99 %s <= 1.0x" % label, "p99_us", w, lambda r: r <= 1.0)
+    target("512 MiB download >= 1.6x", "dl_mbs", "512m", lambda r: r >= 1.6)
+    target("memory per slow connection <= 0.4x", "mem_per_conn_kb", "slow",
+           lambda r: r <= 0.4)
+    churn = list(data["churn_loop"]["64k"]["rproxy_apr"].values())
+    if churn:
+        p("| pool apr: 0 new buffers per 1000 requests after warm-up "
+          "(counted loop) | max %.2f | %s |"
+          % (max(churn), "met" if max(churn) == 0 else "**not met**"))
+    churn = [x for w, _ in WORKLOADS
+             for x in data["churn"][w]["rproxy_apr"].values()]
+    if churn:
+        p("| pool apr: 0 new buffers per 1000 requests in the wrk runs "
+          "| max %.2f | %s |" % (max(churn), "met" if max(churn) == 0
+                                 else "**not met**"))
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+#!/bin/bash
+# bench/run.sh - mod_rproxy against mod_proxy_http, httpd and nginx, side by
+# side on 127.0.0.1 (`make bench`, `make bench BENCH_MODE=full`).
+#
+# Starts, in this process tree, one nginx backend serving generated files and
+# five proxies in front of it, each on its own port:
+#   rproxy_apr   httpd event + mod_rproxy, RProxyBufferPool apr
+#   rproxy_none  the same, RProxyBufferPool none
+#   proxy_http   httpd event + mod_proxy_http (ProxyPass ... keepalive=On)
+#   static       httpd event serving the same files itself (its ceiling)
+#   nginx        nginx proxy_pass with upstream keep-alive
+# then measures them in interleaved rounds (A B C D E A B C D E ...):
+#   1. wrk req/s and p99 for 1 KiB and 64 KiB at 16 and 128 connections,
+#      with mod_rproxy's pool counters read before and after each run;
+#   2. one 512 MiB download with curl;
+#   3. peak RSS while slow clients each download 1 MiB (slowclients.py),
+#      on a freshly restarted server.
+# The table goes to stdout and bench/results/latest.md; progress to stderr.
+# Everything started is stopped by pid on exit, even on failure.
+#
+# Settings (environment): BENCH_MODE quick|full, and to override the mode's
+# values BENCH_ROUNDS, BENCH_DURATION (s per wrk run), BENCH_DL_ROUNDS
+# (512 MiB downloads), BENCH_SLOW_CLIENTS,
+# BENCH_SLOW_RATE (bytes/s per client), BENCH_MEM_ROUNDS, BENCH_PORT (first
+# of 6 consecutive ports), BENCH_KEEP=1 (keep the temp dir).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+httpd=${APACHE2:-/usr/sbin/apache2}
+nginx=${NGINX:-/usr/sbin/nginx}
+python=${PYTHON:-/usr/bin/python3}
+moddir=/usr/lib/apache2/modules
+module=$top/.libs/mod_rproxy.so
+mode=${BENCH_MODE:-quick}
+port0=${BENCH_PORT:-18480}
+
+case $mode in
+    quick) rounds=2 dur=2 dl_rounds=1 clients=128 rate=$((1024 * 1024)) mem_rounds=1 warm=1 ;;
+    full)  rounds=3 dur=6 dl_rounds=5 clients=512 rate=$((256 * 1024)) mem_rounds=3 warm=2 ;;
+    *) echo "run.sh: BENCH_MODE must be quick or full, not '$mode'" >&2; exit 2 ;;
+esac
+rounds=${BENCH_ROUNDS:-$rounds}
+dur=${BENCH_DURATION:-$dur}
+dl_rounds=${BENCH_DL_ROUNDS:-$dl_rounds}
+clients=${BENCH_SLOW_CLIENTS:-$clients}
+rate=${BENCH_SLOW_RATE:-$rate}
+mem_rounds=${BENCH_MEM_ROUNDS:-$mem_rounds}
+
+variants=(rproxy_apr rproxy_none proxy_http static nginx)
+workloads=(1k:16 1k:128 64k:16 64k:128)
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+say() { printf '[%3ds] %s\n' "$SECONDS" "$*" >&2; }
+
+# ---- tools ----------------------------------------------------------------
+
+need=""
+for t in "$httpd:apache2" "$nginx:nginx" /usr/bin/wrk:wrk /usr/bin/curl:curl \
+         "$python:python3"; do
+    [ -x "${t%%:*}" ] || need="$need ${t##*:}"
+done
+if [ -n "$need" ]; then
+    [ "$(id -u)" = 0 ] || die "missing Debian packages:$need (install them as root)"
+    say "installing:$need"
+    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $need >&2
+fi
+[ -f "$module" ] || die "$module not found: run 'make' first"
+[ "$(id -u)" = 0 ] || say "warning: not root; the servers run as $(id -un)"
+
+# ---- ports, temp dir, process bookkeeping ------------------------------------
+
+declare -A port pid
+port[backend]=$port0
+i=1
+for v in "${variants[@]}"; do port[$v]=$((port0 + i)); i=$((i + 1)); done
+for p in "${port[@]}"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        die "port $p is already in use (set BENCH_PORT to another base)"
+    fi
+done
+
+work=$(mktemp -d /tmp/rproxy-bench.XXXXXX)
+chmod 755 "$work"              # the servers' children run as www-data
+raw=$work/raw.tsv
+: >"$raw"
+
+# The state letter of a process (Z: exited, not yet reaped), or nothing.
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+
+# Stops one server we started: TERM, up to 10 s for it to exit, then KILL
+# (its children too).  A stopped child stays a zombie until wait()ed, so the
+# loop looks at the process state, not just at kill -0.
+stop_server() {
+    local name=$1 p=${pid[$1]:-} kids state i
+    [ -n "$p" ] || return 0
+    unset "pid[$name]"
+    kids=$(pgrep -P "$p" || true)
+    kill -TERM "$p" 2>/dev/null || true
+    for i in $(seq 100); do
+        state=$(proc_state "$p")
+        [ -n "$state" ] && [ "$state" != Z ] || break
+        sleep 0.1
+    done
+    if [ -n "$state" ] && [ "$state" != Z ]; then
+        say "$name (pid $p) ignored TERM for 10 s: KILL"
+        kill -KILL "$p" $kids 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$? name
+    trap - EXIT INT TERM
+    set +e                      # stop everything, whatever fails
+    for name in "${!pid[@]}"; do stop_server "$name"; done
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+        echo "run.sh: configs and logs kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- servers ------------------------------------------------------------------
+
+# fill TEMPLATE OUT VAR=value...: the template with every @VAR@ replaced.
+fill() {
+    local in=$1 out=$2 args=() kv
+    shift 2
+    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${args[@]}" "$in" >"$out"
+    ! grep -n '@[A-Z_]*@' "$out" >&2 || die "unfilled value in $out"
+}
+
+start_httpd() {
+    local v=$1 dir=$work/$1 variant pool=apr
+    case $v in
+        rproxy_apr)  variant=rproxy ;;
+        rproxy_none) variant=rproxy pool=none ;;
+        *)           variant=$v ;;
+    esac
+    mkdir -p "$dir/empty"
+    chmod 755 "$dir" "$dir/empty"
+    fill "$here/conf/httpd.conf.in" "$dir/httpd.conf" VARIANT="$variant" \
+        POOL="$pool" DIR="$dir" DATA="$work/data" PORT="${port[$v]}" \
+        BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
+        MODULE="$work/mod_rproxy.so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}"
+    "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
+    pid[$v]=$!
+}
+
+start_nginx() {
+    local name=$1 template=$2 dir=$work/$1
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    fill "$here/conf/$template" "$dir/nginx.conf" DIR="$dir" \
+        DATA="$work/data" PORT="${port[$name]}" BACKEND_PORT="${port[backend]}"
+    "$nginx" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+        -g 'daemon off;' >>"$dir/stderr" 2>&1 &
+    pid[$name]=$!
+}
+
+start_server() {
+    case $1 in
+        nginx)   start_nginx nginx nginx-proxy.conf.in ;;
+        backend) start_nginx backend nginx-backend.conf.in ;;
+        *)       start_httpd "$1" ;;
+    esac
+}
+
+# Waits (up to 10 s) until the server answers 200 for a (proxied) file.
+wait_ready() {
+    local name=$1 i code path=/p/1k.bin
+    [ "$name" != backend ] || path=/1k.bin
+    for i in $(seq 100); do
+        if ! kill -0 "${pid[$name]}" 2>/dev/null ||
+            [ "$(proc_state "${pid[$name]}")" = Z ]; then
+            tail -n 5 "$work/$name"/{stderr,error.log} >&2 2>/dev/null || true
+            die "$name exited at startup (config in $work/$name)"
+        fi
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+               "http://127.0.0.1:${port[$name]}$path" || true)
+        [ "$code" != 200 ] || return 0
+        sleep 0.1
+    done
+    die "$name did not answer 200 within 10 s (last: $code)"
+}
+
+# ---- measurements -----------------------------------------------------------
+
+# rec METRIC WORKLOAD VARIANT ROUND VALUE
+rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$raw"; }
+
+# Prints the rproxy-status counters of variant $1, summed over its processes.
+status() { "$python" "$here/status.py" "${port[$1]}" "${pid[$1]}"; }
+counter() { awk -v k="$1" '$1 == k { print $2 }'; }
+
+# run_wrk VARIANT FILE CONNS SECONDS: prints "rps p99_us requests errors".
+run_wrk() {
+    local out
+    out=$(timeout $(($4 + 30)) wrk -t2 -c"$3" -d"$4"s --timeout 10s --latency \
+          "http://127.0.0.1:${port[$1]}/p/$2.bin") || die "wrk failed on $1"
+    awk '
+        /^ +99%/ {
+            v = $2; m = 1
+            if (v ~ /us$/) m = 1; else if (v ~ /ms$/) m = 1000
+            else if (v ~ /[0-9]s$/) m = 1000000; else if (v ~ /m$/) m = 60000000
+            sub(/[a-z]+$/, "", v); p99 = v * m
+        }
+        / requests in / { n = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { err += $NF }
+        /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
+        END { if (rps == "" || p99 == "") exit 1
+              printf "%s %d %d %d\n", rps, p99, n, err }
+    ' <<<"$out" || die "cannot parse wrk output: $out"
+}
+
+measure_wrk() {
+    local r=$1 w=$2 v=$3 size=${2%%:*} conns=${2##*:} before after res
+    local rps p99 n err used delta
+    busy_check
+    if [[ $v == rproxy_* ]]; then before=$(status "$v"); fi
+    res=$(run_wrk "$v" "$size" "$conns" "$dur")
+    read -r rps p99 n err <<<"$res"
+    rec rps "$w" "$v" "$r" "$rps"
+    rec p99_us "$w" "$v" "$r" "$p99"
+    rec errors "$w" "$v" "$r" "$err"
+    if [[ $v == rproxy_* ]] && [ "$n" -gt 0 ]; then
+        after=$(status "$v")
+        used=buffers_allocated
+        [ "$v" = rproxy_apr ] || used=fallback_buffers
+        delta=$(( $(counter $used <<<"$after") - $(counter $used <<<"$before") ))
+        rec churn "$w" "$v" "$r" "$(awk -v d="$delta" -v n="$n" 'BEGIN { print d * 1000 / n }')"
+        delta=$(( $(counter backend_connects <<<"$after") - $(counter backend_connects <<<"$before") ))
+        rec bconn "$w" "$v" "$r" "$(awk -v d="$delta" -v n="$n" 'BEGIN { print d * 1000 / n }')"
+        [ "$(counter processes <<<"$before")" = "$(counter processes <<<"$after")" ] ||
+            say "warning: $v changed its number of processes during the run"
+    fi
+    [ "$err" = 0 ] && err= || err=", $err errors"
+    say "round $r/$rounds $w $v: $rps req/s, p99 ${p99}us$err"
+}
+
+# The pool's churn outside wrk: a counted loop of 2000 requests for 64 KiB,
+# 16 at a time on kept-alive connections (curl --parallel), on a pool warmed
+# up by the wrk rounds; the module's own request count must agree.
+measure_churn_loop() {
+    local r=$1 v=$2 n=2000 before after ok got used delta
+    before=$(status "$v")
+    # (-Z draws a progress meter on stderr even with -s.)
+    ok=$(timeout 60 curl -s -Z --parallel-max 16 -o /dev/null \
+         -w '%{http_code} %{size_download}\n' \
+         "http://127.0.0.1:${port[$v]}/p/64k.bin?[1-$n]" 2>/dev/null |
+         grep -c '^200 65536$' || true)
+    after=$(status "$v")
+    got=$(( $(counter requests <<<"$after") - $(counter requests <<<"$before") ))
+    [ "$ok" = "$n" ] && [ "$got" = "$n" ] ||
+        die "counted loop on $v: $ok of $n answered 200, the module counted $got"
+    used=buffers_allocated
+    [ "$v" = rproxy_apr ] || used=fallback_buffers
+    delta=$(( $(counter $used <<<"$after") - $(counter $used <<<"$before") ))
+    rec churn_loop 64k "$v" "$r" "$(awk -v d="$delta" -v n="$n" 'BEGIN { print d * 1000 / n }')"
+    say "round $r/$rounds counted loop $v: $delta new $used for $n requests"
+}
+
+measure_download() {
+    local r=$1 v=$2 out code size speed
+    busy_check
+    out=$(curl -s -o /dev/null --max-time 120 \
+          -w '%{http_code} %{size_download} %{speed_download}' \
+          "http://127.0.0.1:${port[$v]}/p/512m.bin") || die "curl failed on $v"
+    read -r code size speed <<<"$out"
+    [ "$code" = 200 ] && [ "$size" = $((512 * 1024 * 1024)) ] ||
+        die "512 MiB download from $v: status $code, $size bytes"
+    rec dl_mbs 512m "$v" "$r" "$(awk -v s="$speed" 'BEGIN { print s / 1e6 }')"
+    say "round $r/$dl_rounds 512m $v: $(awk -v s="$speed" 'BEGIN { printf "%.0f", s / 1e6 }') MB/s"
+}
+
+measure_memory() {
+    local r=$1 v=$2 out kv
+    # A fresh server, so that neither the pool nor the allocators hold
+    # memory from earlier rounds: idle is idle.
+    stop_server "$v"
+    start_server "$v"
+    wait_ready "$v"
+    busy_check
+    sleep 0.5
+    out=$(timeout 120 "$python" "$here/slowclients.py" --port "${port[$v]}" \
+          --path /p/1m.bin --clients "$clients" --rate "$rate" \
+          --pid "${pid[$v]}" --deadline 60) || die "slowclients.py failed on $v"
+    for kv in $out; do
+        case $kv in
+            idle_kb=*)     rec mem_idle_kb slow "$v" "$r" "${kv#*=}" ;;
+            peak_kb=*)     rec mem_peak_kb slow "$v" "$r" "${kv#*=}" ;;
+            per_conn_kb=*) rec mem_per_conn_kb slow "$v" "$r" "${kv#*=}" ;;
+            complete=*)    rec mem_complete slow "$v" "$r" "${kv#*=}" ;;
+        esac
+    done
+    say "memory round $r/$mem_rounds $v: $out"
+}
+
+# ---- the run ----------------------------------------------------------------
+
+command="make bench BENCH_MODE=$mode"
+say "mode $mode: $rounds rounds, wrk ${dur}s per run, $clients slow clients at $rate B/s; in $work"
+loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
+# This project's CPU-heavy jobs (its fuzzer, its test suite): looked for
+# before every measurement, and the report says how often they were seen.
+busy_pattern='fuzz_response|t/TEST.PL'
+busy_checks=0 busy_seen=0
+busy_check() {
+    busy_checks=$((busy_checks + 1))
+    if pgrep -f "$busy_pattern" >/dev/null; then
+        busy_seen=$((busy_seen + 1))
+        [ "$busy_seen" != 1 ] ||
+            say "warning: a fuzzer or test run is busy on this machine; figures will be noisy"
+    fi
+}
+busy_check
+
+mkdir -p "$work/data"
+head -c 1024 /dev/urandom >"$work/data/1k.bin"
+head -c $((64 * 1024)) /dev/urandom >"$work/data/64k.bin"
+head -c $((1024 * 1024)) /dev/urandom >"$work/data/1m.bin"
+dd if=/dev/zero of="$work/data/512m.bin" bs=1M count=512 status=none
+chmod 755 "$work/data"
+chmod 644 "$work/data"/*.bin
+# A private copy, so a rebuild in the tree cannot change the module under
+# a restart in the middle of the run.
+cp "$module" "$work/mod_rproxy.so"
+chmod 644 "$work/mod_rproxy.so"
+
+start_server backend
+wait_ready backend
+for v in "${variants[@]}"; do start_server "$v"; done
+for v in "${variants[@]}"; do wait_ready "$v"; done
+say "all servers up: backend ${port[backend]}, $(for v in "${variants[@]}"; do printf '%s %s  ' "$v" "${port[$v]}"; done)"
+
+# Warm-up: threads, backend connections and the apr pool's buffers.
+for v in "${variants[@]}"; do run_wrk "$v" 64k 128 "$warm" >/dev/null; done
+say "warm-up done"
+
+for r in $(seq "$rounds"); do
+    for w in "${workloads[@]}"; do
+        for v in "${variants[@]}"; do measure_wrk "$r" "$w" "$v"; done
+    done
+done
+# How many buffers the apr pool holds after all the wrk runs: bounded by the
+# peak number of requests in flight at once in each process, not by traffic.
+rec apr_total all rproxy_apr 1 "$(status rproxy_apr | counter buffers_allocated)"
+for r in $(seq "$rounds"); do
+    for v in rproxy_apr rproxy_none; do measure_churn_loop "$r" "$v"; done
+done
+for r in $(seq "$dl_rounds"); do
+    for v in "${variants[@]}"; do measure_download "$r" "$v"; done
+done
+for r in $(seq "$mem_rounds"); do
+    for v in "${variants[@]}"; do measure_memory "$r" "$v"; done
+done
+
+for name in "${!pid[@]}"; do stop_server "$name"; done
+# httpd logs its start and stop at notice level whatever LogLevel says.
+for f in "$work"/*/error.log; do
+    n=$(grep -cv -e ':notice\]' -e 'buffered to a temporary file' "$f" || true)
+    if [ "$n" != 0 ]; then
+        say "note: $n line(s) in ${f#"$work"/}, the last: $(grep -v ':notice\]' "$f" | tail -n 1)"
+    fi
+done
+
+cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
+{
+    echo "mode=$mode"
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "nproc=$(nproc)"
+    echo "cpu=${cpu:-unknown}"
+    echo "kernel=Linux $(uname -r)"
+    echo "loadavg=$loadavg"
+    echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "busy=$busy_seen of $busy_checks"
+    echo "httpd_version=$("$httpd" -v | awk -F': ' '/version/ { print $2 }')"
+    echo "nginx_version=$("$nginx" -v 2>&1 | sed 's/.*: //')"
+    echo "wrk_version=wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
+    echo "commit=$commit"
+    echo "command=$command"
+    echo "rounds=$rounds"
+    echo "duration=$dur"
+    echo "dl_rounds=$dl_rounds"
+    echo "clients=$clients"
+    echo "rate=$rate"
+    echo "mem_rounds=$mem_rounds"
+} >"$work/meta"
+
+mkdir -p "$here/results"
+"$python" "$here/report.py" "$raw" "$work/meta" >"$here/results/latest.md"
+cp "$raw" "$here/results/latest.tsv"
+cat "$here/results/latest.md"
+say "done in ${SECONDS}s; table in bench/results/latest.md, raw figures in bench/results/latest.tsv"

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Sum mod_rproxy's rproxy-status counters over all processes of one httpd.
+
+    status.py PORT PARENT_PID
+
+The counters are per child process, and each request shows the process that
+happened to accept it.  So the page is fetched again and again, each time on
+a new connection, until every child of PARENT_PID has answered once (or a
+bound of attempts and seconds is reached, which is an error).  Prints the
+summed counters as "key value" lines, plus "processes N".
+"""
+import os
+import socket
+import sys
+import time
+
+MAX_ATTEMPTS = 400
+MAX_SECONDS = 10.0
+
+
+def children(ppid):
+    """Pids whose parent is ppid, from /proc."""
+    kids = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces.
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == ppid:
+            kids.add(int(name))
+    return kids
+
+
+def fetch(port):
+    """One GET of /rproxy-status on a fresh connection: {key: value}."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /rproxy-status HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError("status page answered: %r" % head[:80])
+    counters = {}
+    for line in body.decode().splitlines():
+        key, sep, value = line.partition(":")
+        if sep and value.strip().lstrip("-").isdigit():
+            counters[key.strip()] = int(value)
+    return counters
+
+
+def main():
+    port, ppid = int(sys.argv[1]), int(sys.argv[2])
+    want = children(ppid)
+    if not want:
+        sys.exit("status.py: process %d has no children" % ppid)
+    seen = {}
+    deadline = time.monotonic() + MAX_SECONDS
+    for _ in range(MAX_ATTEMPTS):
+        c = fetch(port)
+        seen[c["pid"]] = c
+        if want <= set(seen) or time.monotonic() > deadline:
+            break
+    missing = want - set(seen)
+    if missing:
+        sys.exit("status.py: no answer from pid(s) %s after %d fetches"
+                 % (sorted(missing), len(seen)))
+    total = {}
+    for pid in want:
+        for key, value in seen[pid].items():
+            if key != "pid":
+                total[key] = total.get(key, 0) + value
+    for key in sorted(total):
+        print(key, total[key])
+    print("processes", len(want))
+
+
+if __name__ == "__main__":
+    main()
