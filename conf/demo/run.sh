@@ -16,6 +16,11 @@ module=$top/.libs/mod_rproxy.so
 rundir=${RPROXY_DEMO_DIR:-/tmp/mod_rproxy-demo-$(id -un)}
 pidfile=$rundir/httpd.pid
 conf=$rundir/httpd.conf
+# The live page's backend (live_backend.py) runs under Debian's python3,
+# which has python3-websockets; not whatever python3 comes first in PATH.
+python=${RPROXY_DEMO_PYTHON:-/usr/bin/python3}
+backend=$rundir/live_backend.py
+backend_pidfile=$rundir/live_backend.pid
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 
@@ -30,7 +35,65 @@ demo_running() {
         tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$conf"
 }
 
+# Sets $bpid when our live page backend is alive (same care as above).
+backend_running() {
+    [ -r "$backend_pidfile" ] || return 1
+    bpid=$(cat "$backend_pidfile")
+    case $bpid in ''|*[!0-9]*) return 1 ;; esac
+    kill -0 "$bpid" 2>/dev/null || return 1
+    [ ! -r "/proc/$bpid/cmdline" ] ||
+        tr '\0' ' ' <"/proc/$bpid/cmdline" | grep -qF -- "$backend"
+}
+
+stop_backend() {
+    if backend_running; then
+        kill -TERM "$bpid"
+        i=0
+        while kill -0 "$bpid" 2>/dev/null; do
+            i=$((i + 1))
+            [ "$i" -le 50 ] || die "live_backend.py (pid $bpid) did not stop within 5s"
+            sleep 0.1
+        done
+        echo "live page backend stopped (pid $bpid)"
+    fi
+    rm -f "$backend_pidfile"
+}
+
+# The WebSocket echo and event stream of the live page, on 127.0.0.1:8082
+# and :8083; as www-data when root.  Without python3-websockets the demo
+# runs without them.
+start_backend() {
+    stop_backend
+    if ! "$python" -c 'import websockets.legacy.server' 2>/dev/null; then
+        echo "run.sh: $python has no websockets module (Debian's python3-websockets):" \
+             "the live page will not work" >&2
+        return 0
+    fi
+    cp "$here/live_backend.py" "$backend"
+    chmod 644 "$backend"
+    set --
+    [ "$(id -u)" != 0 ] ||
+        set -- setpriv --reuid=www-data --regid=www-data --init-groups
+    "$@" "$python" "$backend" --ws-port 8082 --sse-port 8083 \
+        </dev/null >>"$rundir/live_backend.log" 2>&1 &
+    echo $! >"$backend_pidfile"
+    i=0
+    until curl -sf -o /dev/null --max-time 1 http://127.0.0.1:8083/health; do
+        i=$((i + 1))
+        if [ "$i" -gt 50 ] || ! backend_running; then
+            echo "run.sh: the live page backend did not come up; end of" \
+                 "$rundir/live_backend.log:" >&2
+            tail -n 5 "$rundir/live_backend.log" >&2 2>/dev/null || true
+            stop_backend
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "live page backend running (pid $bpid): http://127.0.0.1:8080/app/live.html"
+}
+
 stop() {
+    stop_backend
     if ! demo_running; then
         rm -f "$pidfile"
         echo "mod_rproxy demo is not running"
@@ -63,8 +126,8 @@ start() {
     mkdir -p "$rundir/htdocs" "$rundir/empty"
     # Explicit modes: a umask of 077 would lock the children (www-data) out.
     chmod 755 "$rundir" "$rundir/htdocs" "$rundir/empty"
-    cp "$here/index.html" "$rundir/htdocs/index.html"
-    chmod 644 "$rundir/htdocs/index.html"
+    cp "$here/index.html" "$here/live.html" "$rundir/htdocs/"
+    chmod 644 "$rundir/htdocs/index.html" "$rundir/htdocs/live.html"
     sed -e "s|@RUNDIR@|$rundir|g" -e "s|@MODDIR@|$moddir|g" \
         -e "s|@MODULE@|$module|g" "$here/httpd.conf.in" >"$conf"
     rm -f "$pidfile"
@@ -87,6 +150,7 @@ start() {
         sleep 0.1
     done
     echo "mod_rproxy demo running (pid $pid): http://127.0.0.1:8080/app/"
+    start_backend
     echo "counters: http://127.0.0.1:8080/rproxy-status  logs: $rundir/"
     echo "stop with: make stop"
 }
