@@ -162,8 +162,9 @@ def main():
          "--disable-component-update", "--disable-sync", "--mute-audio",
          "--no-proxy-server", "--remote-debugging-address=127.0.0.1",
          "--remote-debugging-port=0", "--user-data-dir=" + profile, url],
-        # Nothing written to the user's home (~/.config, ~/.cache) either.
-        env=dict(os.environ, HOME=profile,
+        # Nothing written to the user's home (~/.config, ~/.cache) or left
+        # in /tmp (its org.chromium.Chromium.* dirs) either.
+        env=dict(os.environ, HOME=profile, TMPDIR=profile,
                  XDG_CONFIG_HOME=os.path.join(profile, ".config"),
                  XDG_CACHE_HOME=os.path.join(profile, ".cache")),
         stdin=subprocess.DEVNULL, stdout=sys.stderr, stderr=sys.stderr,
