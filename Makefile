@@ -3,6 +3,8 @@
 #   make            build .libs/mod_rproxy.so
 #   make install    install the module, mod_rproxy.h and the a2enmod files
 #   make test       run the Apache::Test suite against the fresh build
+#                   (after make fuzz-replay: the fuzz corpus as a regression check)
+#   make fuzz       fuzz the response parser with libFuzzer (fuzz/README.md)
 #   make run        start the demo on http://127.0.0.1:8080/app/ (make stop)
 #   make bench      mod_rproxy vs mod_proxy_http, httpd and nginx (bench/README.md)
 
@@ -41,6 +43,7 @@ install: deps all
 
 test: deps
 	$(MAKE) all
+	$(MAKE) fuzz-replay
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
 	perl t/TEST.PL $(TEST_ARGS)
 
@@ -80,3 +83,58 @@ bench: deps
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o
 	-perl t/TEST.PL -clean >/dev/null 2>&1 || true
+
+# ---- fuzzing rproxy_parse.c (fuzz/README.md) ----
+# make fuzz          builds the libFuzzer target with clang and fuzzes for
+#                    FUZZ_SECONDS; new inputs go to fuzz/build/corpus
+# make fuzz-merge    adds to fuzz/corpus the ones that reach new edges
+#                    (-use_counters=0 keeps the corpus small)
+# make fuzz-replay   runs fuzz/corpus through the target with plain cc (gcc),
+#                    ASan+UBSan when the compiler has them; part of make test
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_MAX_LEN ?= 20000
+FUZZ_ARGS    ?=
+FUZZ_APR      = -I. $(shell apr-1-config --includes --cppflags)
+FUZZ_APR_LD   = $(shell apr-1-config --link-ld)
+FUZZ_SRCS     = fuzz/fuzz_response.c rproxy_parse.c
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_RUN      = fuzz/build/fuzz_response -max_len=$(FUZZ_MAX_LEN) \
+                -dict=fuzz/http.dict -artifact_prefix=fuzz/build/
+
+.PHONY: fuzz fuzz-merge fuzz-replay fuzz-clean
+
+fuzz/build/fuzz_response: $(FUZZ_SRCS) rproxy_parse.h
+	@mkdir -p fuzz/build
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer $(FUZZ_SAN) $(FUZZ_APR) \
+	    -o $@ $(FUZZ_SRCS) $(FUZZ_APR_LD)
+
+# fuzz/corpus is only read: new inputs are written to the first directory.
+fuzz: fuzz/build/fuzz_response
+	@mkdir -p fuzz/build/corpus
+	$(FUZZ_RUN) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(FUZZ_ARGS) fuzz/build/corpus fuzz/corpus
+
+fuzz-merge: fuzz/build/fuzz_response
+	@mkdir -p fuzz/build/corpus
+	$(FUZZ_RUN) -merge=1 -use_counters=0 fuzz/corpus fuzz/build/corpus
+
+fuzz/build/replay: fuzz/replay.c $(FUZZ_SRCS) rproxy_parse.h
+	@mkdir -p fuzz/build
+	@san=; probe=fuzz/build/sanitizer-probe; \
+	if printf 'int main(void) { return 0; }\n' \
+	    | $(CC) $(FUZZ_SAN) -x c - -o $$probe 2>/dev/null && ./$$probe; then \
+	    san='$(FUZZ_SAN)'; \
+	else \
+	    echo "fuzz-replay: $(CC) has no working ASan/UBSan; building without"; \
+	fi; \
+	rm -f $$probe; \
+	echo "$(CC) -Wall -Wextra -Wshadow -g $$san $(FUZZ_APR) -o $@ fuzz/replay.c $(FUZZ_SRCS) $(FUZZ_APR_LD)"; \
+	$(CC) -Wall -Wextra -Wshadow -g $$san $(FUZZ_APR) -o $@ fuzz/replay.c \
+	    $(FUZZ_SRCS) $(FUZZ_APR_LD)
+
+fuzz-replay: fuzz/build/replay
+	fuzz/build/replay fuzz/corpus
+
+fuzz-clean:
+	rm -rf fuzz/build
