@@ -190,11 +190,17 @@ const char *rproxy_parse_length(const char *p, apr_off_t *length, int *count)
     }
 }
 
-/* chunk-size [ BWS ";" chunk-ext ] */
-const char *rproxy_parse_chunk_size(const char *l, apr_off_t *size)
+/* chunk-size [ BWS ";" chunk-ext ], over exactly len bytes: a NUL from
+ * the backend must not end the line early. */
+const char *rproxy_parse_chunk_size(const char *l, apr_size_t len,
+                                    apr_off_t *size)
 {
     apr_off_t v = 0;
     int digits = 0;
+
+    if (memchr(l, '\0', len)) {
+        return "NUL in a chunk size line";
+    }
 
     for (; apr_isxdigit(*l); l++, digits++) {
         if (v > (APR_INT64_MAX >> 4)) {

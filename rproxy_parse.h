@@ -53,7 +53,8 @@ const char *rproxy_parse_field(char *l, apr_size_t len, char **name,
  * elements seen so far, which must all agree. */
 const char *rproxy_parse_length(const char *value, apr_off_t *length,
                                 int *count);
-const char *rproxy_parse_chunk_size(const char *l, apr_off_t *size);
+const char *rproxy_parse_chunk_size(const char *l, apr_size_t len,
+                                    apr_off_t *size);
 
 int rproxy_valid_value(const char *v, apr_size_t len);
 

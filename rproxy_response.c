@@ -548,7 +548,7 @@ static int relay_chunked(response *rs, apr_status_t *rv)
         if (*rv != APR_SUCCESS) {
             return read_failed(rs, *rv, "reading chunk size");
         }
-        why = rproxy_parse_chunk_size(line, &size);
+        why = rproxy_parse_chunk_size(line, len, &size);
         if (why) {
             return bad_response(rs, why);
         }

@@ -382,7 +382,7 @@ static const char *take_chunked(harness *h, apr_table_t *trailers)
                                               : "backend closed at a chunk";
         }
         was_clean = clean(line, len);
-        why = rproxy_parse_chunk_size(line, &size);
+        why = rproxy_parse_chunk_size(line, len, &size);
         if (why) {
             return why;
         }
