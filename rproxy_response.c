@@ -36,7 +36,14 @@ typedef struct rproxy_response {
     int flush_every;              /* pass a FLUSH with every write */
     apr_time_t unflushed_since;   /* RProxyFlushInterval N: 0 = all flushed */
     int client_gone;
+    apr_size_t gathered;          /* body bytes in bb, not yet passed */
 } response;
+
+/* A window's worth this big is written by httpd's core whatever we say;
+ * flushing it too makes the core finish the write instead of copying the
+ * unwritten rest aside for a slow client (so a slow client costs our one
+ * buffer, not that plus up to 64 KiB of copies). */
+#define FLUSH_AT_LEAST 8192
 
 #define CONTINUE_WAIT apr_time_from_sec(1)  /* for a backend's 100 */
 
@@ -427,6 +434,7 @@ static apr_status_t pass(response *rs, int flush)
     }
     rv = ap_pass_brigade(r->output_filters, rs->bb);
     apr_brigade_cleanup(rs->bb);
+    rs->gathered = 0;
     rs->x->head_sent = 1;
     if (rv != APR_SUCCESS || c->aborted) {
         rs->client_gone = 1;
@@ -440,13 +448,14 @@ static apr_status_t pass(response *rs, int flush)
 static apr_status_t pass_gathered(void *ctx)
 {
     response *rs = ctx;
-    return pass(rs, rs->flush_every);
+    return pass(rs, rs->flush_every || rs->gathered >= FLUSH_AT_LEAST);
 }
 
 /* Queues body bytes from the read window; they go out before it refills. */
 static void pass_bytes(response *rs, const char *data, apr_size_t n)
 {
     RPROXY_ADD(bytes_from_backend, n);
+    rs->gathered += n;
     APR_BRIGADE_INSERT_TAIL(rs->bb, apr_bucket_transient_create(data, n,
                                     rs->x->r->connection->bucket_alloc));
 }
