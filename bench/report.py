@@ -100,8 +100,8 @@ def main():
     seen, _, checks = meta["busy"].partition(" of ")
     p("- this project's fuzzer or test suite running: %s"
       % ("never seen (%s checks, one before each measurement)" % checks
-         if seen == "0" else "**seen at %s of %s checks: figures are "
-         "noisy**" % (seen, checks)))
+         if seen == "0" else "**seen at %s of %s checks (before: %s): "
+         "those figures are noisy**" % (seen, checks, meta["busy_where"])))
     p("- software: %s; %s; %s; module at %s" % (meta["httpd_version"],
       meta["nginx_version"], meta["wrk_version"], meta["commit"]))
     p("- command: `%s`" % meta["command"])

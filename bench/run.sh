@@ -227,7 +227,7 @@ run_wrk() {
 measure_wrk() {
     local r=$1 w=$2 v=$3 size=${2%%:*} conns=${2##*:} before after res
     local rps p99 n err used delta
-    busy_check
+    busy_check "round $r $w $v"
     if [[ $v == rproxy_* ]]; then before=$(status "$v"); fi
     res=$(run_wrk "$v" "$size" "$conns" "$dur")
     read -r rps p99 n err <<<"$res"
@@ -273,7 +273,7 @@ measure_churn_loop() {
 
 measure_download() {
     local r=$1 v=$2 out code size speed
-    busy_check
+    busy_check "download $r $v"
     out=$(curl -s -o /dev/null --max-time 120 \
           -w '%{http_code} %{size_download} %{speed_download}' \
           "http://127.0.0.1:${port[$v]}/p/512m.bin") || die "curl failed on $v"
@@ -291,7 +291,7 @@ measure_memory() {
     stop_server "$v"
     start_server "$v"
     wait_ready "$v"
-    busy_check
+    busy_check "memory $r $v"
     sleep 0.5
     out=$(timeout 120 "$python" "$here/slowclients.py" --port "${port[$v]}" \
           --path /p/1m.bin --clients "$clients" --rate "$rate" \
@@ -315,16 +315,16 @@ loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 # This project's CPU-heavy jobs (its fuzzer, its test suite): looked for
 # before every measurement, and the report says how often they were seen.
 busy_pattern='fuzz_response|t/TEST.PL'
-busy_checks=0 busy_seen=0
-busy_check() {
+busy_checks=0 busy_seen=0 busy_where=""
+busy_check() {          # busy_check LABEL
     busy_checks=$((busy_checks + 1))
     if pgrep -f "$busy_pattern" >/dev/null; then
         busy_seen=$((busy_seen + 1))
-        [ "$busy_seen" != 1 ] ||
-            say "warning: a fuzzer or test run is busy on this machine; figures will be noisy"
+        busy_where="$busy_where${busy_where:+, }$1"
+        say "warning: a fuzzer or test run is busy on this machine ($1); figures will be noisy"
     fi
 }
-busy_check
+busy_check start
 
 mkdir -p "$work/data"
 head -c 1024 /dev/urandom >"$work/data/1k.bin"
@@ -359,6 +359,12 @@ rec apr_total all rproxy_apr 1 "$(status rproxy_apr | counter buffers_allocated)
 for r in $(seq "$rounds"); do
     for v in rproxy_apr rproxy_none; do measure_churn_loop "$r" "$v"; done
 done
+# One download straight from the backend first: the first reader of the
+# fresh 512 MiB file is slower, and that must not be variant A.
+out=$(curl -s -o /dev/null --max-time 120 -w '%{speed_download}' \
+      "http://127.0.0.1:${port[backend]}/512m.bin") ||
+    die "512 MiB download from the backend failed"
+say "512m straight from the backend (not a figure): $(awk -v s="$out" 'BEGIN { printf "%.0f", s / 1e6 }') MB/s"
 for r in $(seq "$dl_rounds"); do
     for v in "${variants[@]}"; do measure_download "$r" "$v"; done
 done
@@ -386,6 +392,7 @@ commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
     echo "loadavg=$loadavg"
     echo "loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "busy=$busy_seen of $busy_checks"
+    echo "busy_where=$busy_where"
     echo "httpd_version=$("$httpd" -v | awk -F': ' '/version/ { print $2 }')"
     echo "nginx_version=$("$nginx" -v 2>&1 | sed 's/.*: //')"
     echo "wrk_version=wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')"
