@@ -15,7 +15,9 @@
 #   2. one 512 MiB download with curl;
 #   3. peak RSS while slow clients each download 1 MiB (slowclients.py),
 #      on a freshly restarted server.
-# The table goes to stdout and bench/results/latest.md; progress to stderr.
+# The table goes to stdout and bench/results/latest.md (the raw figures to
+# latest.tsv and latest.meta: `bench/report.py latest.tsv latest.meta`
+# prints the table again); progress to stderr.
 # Everything started is stopped by pid on exit, even on failure.
 #
 # Settings (environment): BENCH_MODE quick|full, and to override the mode's
@@ -409,5 +411,6 @@ commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
 mkdir -p "$here/results"
 "$python" "$here/report.py" "$raw" "$work/meta" >"$here/results/latest.md"
 cp "$raw" "$here/results/latest.tsv"
+cp "$work/meta" "$here/results/latest.meta"
 cat "$here/results/latest.md"
 say "done in ${SECONDS}s; table in bench/results/latest.md, raw figures in bench/results/latest.tsv"
