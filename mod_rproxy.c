@@ -13,6 +13,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_provider.h"
+#include "ap_expr.h"
 #include "apr_strings.h"
 #include "apr_uri.h"
 #include "apr_fnmatch.h"
@@ -483,6 +484,31 @@ static int rproxy_handler(request_rec *r)
 
 /* ---- hooks ---- */
 
+/* A request the rproxy handler will answer has no file behind it: skip
+ * the core's <Directory>/<Files> walk and its stat() calls under
+ * DocumentRoot, as mod_proxy does for its requests.  The <Location>s are
+ * walked here only to look (httpd has not walked them yet at this point);
+ * the base config is put back so httpd's own walk merges them as usual. */
+static int rproxy_map_to_storage(request_rec *r)
+{
+    struct ap_conf_vector_t *base = r->per_dir_config;
+    const rproxy_dir_conf *dc;
+    core_dir_config *cd;
+    const char *handler = NULL, *err = NULL;
+
+    if (ap_location_walk(r) != OK) {
+        r->per_dir_config = base;
+        return DECLINED;
+    }
+    dc = ap_get_module_config(r->per_dir_config, &rproxy_module);
+    cd = ap_get_core_module_config(r->per_dir_config);
+    if (dc->target && cd->expr_handler) {
+        handler = ap_expr_str_exec(r, cd->expr_handler, &err);
+    }
+    r->per_dir_config = base;
+    return !err && handler && !strcmp(handler, "rproxy") ? OK : DECLINED;
+}
+
 static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
@@ -528,6 +554,8 @@ static void rproxy_register_hooks(apr_pool_t *p)
     rproxy_register_trailer_filter();
     ap_hook_post_config(rproxy_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rproxy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_map_to_storage(rproxy_map_to_storage, NULL, NULL,
+                           APR_HOOK_FIRST);
     ap_hook_handler(rproxy_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rproxy_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }

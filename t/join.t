@@ -38,7 +38,7 @@ my @cases = (
     [ 'wildcard <Location> -> /w', '/jw/x',            '/w/jw/x' ],
 );
 
-plan tests => @cases + 6;
+plan tests => @cases + 7;
 
 sub backend_request_line {
     my $r = shift;
@@ -50,6 +50,13 @@ for my $c (@cases) {
     my ($what, $path, $want) = @$c;
     my $r = http_request(GET => $path);
     ok t_cmp(backend_request_line($r), "GET $want HTTP/1.1", "$what: $path");
+}
+
+# A proxied path is not a file: no <Directory> section (here one that
+# denies everything) and no stat() under DocumentRoot stands in its way.
+{
+    my $r = http_request(GET => '/proxied-not-files/x?say=proxied');
+    ok t_cmp("$r->{status} $r->{body}", '200 proxied', '<Directory> does not apply to proxied paths');
 }
 
 # Dot-segments never climb out of the target path, even encoded.
