@@ -17,6 +17,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use Apache::Test ();
+use RProxyTest ();
 
 our @EXPORT = qw(python have_python have_websockets live_define
                  start_backend run_capture run_json);
@@ -40,15 +41,8 @@ sub have_websockets {
     return $rc == 0;
 }
 
-# A "Define NAME value" from the generated t/conf/websocket.conf.
-sub live_define {
-    my $name = shift;
-    open my $fh, '<', "$TOP/conf/websocket.conf" or die "websocket.conf: $!";
-    while (<$fh>) {
-        return $1 if /^\s*Define\s+\Q$name\E\s+(\S+)/;
-    }
-    die "no Define $name in websocket.conf";
-}
+# A "Define NAME value" of t/conf/websocket.conf.in, once generated.
+sub live_define { RProxyTest::conf_define(@_) }
 
 # Waits up to $seconds for $pid to exit; true if it did (and was reaped).
 sub reap {

@@ -21,14 +21,16 @@ our $TOP = Apache::Test::vars('t_dir');
 
 sub proxy_port { Apache::Test::vars('port') }
 
-# A "Define NAME value" from the generated t/conf/extra.conf.
+# A "Define NAME value" from the generated test-server config files.
 sub conf_define {
     my $name = shift;
-    open my $fh, '<', "$TOP/conf/extra.conf" or die "extra.conf: $!";
-    while (<$fh>) {
-        return $1 if /^\s*Define\s+\Q$name\E\s+(\S+)/;
+    for my $conf (glob "$TOP/conf/*.conf") {
+        open my $fh, '<', $conf or next;
+        while (<$fh>) {
+            return $1 if /^\s*Define\s+\Q$name\E\s+(\S+)/;
+        }
     }
-    die "no Define $name in extra.conf";
+    die "no Define $name in $TOP/conf/*.conf";
 }
 
 # The test backend's body pattern: byte i is i % 251.
