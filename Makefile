@@ -18,7 +18,7 @@ MODULE   = .libs/mod_rproxy.so
 DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl \
                   nghttp2-client python3-websockets
 
-.PHONY: all deps install test test-asan run stop clean
+.PHONY: all deps install test test-asan test-valgrind run stop clean
 
 all: $(MODULE)
 
@@ -61,6 +61,22 @@ test-asan: deps
 	  perl t/sanitizer-report || rc=1; \
 	  rm -rf .libs *.la *.lo *.slo *.o; perl t/TEST.PL -clean >/dev/null 2>&1; \
 	  exit $$rc
+
+# The suite's functional tests with httpd in one process (-X) under
+# valgrind's memcheck (t/valgrind-httpd); fails on any memcheck error or
+# definite leak (t/valgrind-report).  The timing tests (flush, SSE,
+# browser, HTTP/2 load) are left out: valgrind slows the server too much.
+VALGRIND_TESTS ?= t/pool.t t/join.t t/errors.t t/bodies.t t/strict.t \
+                  t/headers.t t/trailers.t t/reuse.t t/review.t t/client.t \
+                  t/status.t t/interim.t t/upgrade.t
+test-valgrind: deps
+	$(MAKE) all
+	@command -v valgrind >/dev/null || { echo "install valgrind first" >&2; exit 1; }
+	perl t/TEST.PL -clean >/dev/null 2>&1 || true
+	rm -rf t/logs/valgrind
+	perl t/TEST.PL -one-process -httpd $(CURDIR)/t/valgrind-httpd \
+	  $(or $(TEST_ARGS),$(VALGRIND_TESTS)); rc=$$?; \
+	  perl t/valgrind-report || rc=1; exit $$rc
 
 run: deps
 	$(MAKE) all
