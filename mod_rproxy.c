@@ -95,24 +95,40 @@ static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     return sc;
 }
 
-/* The innermost enclosing section that is not an <If...> wrapper. */
-static const char *enclosing_section(cmd_parms *cmd, const char **args)
+/* The path of the literal <Location> this directive sits in (through any
+ * <If>, <Else>, <IfModule>... wrappers), or NULL: a regex or wildcard
+ * <Location>, <LocationMatch>, <Directory> or server level has no prefix
+ * to replace by the target path. */
+static const char *literal_location(cmd_parms *cmd)
 {
-    const ap_directive_t *d;
-    for (d = cmd->directive->parent; d; d = d->parent) {
-        if (strncasecmp(d->directive, "<If", 3) != 0) {
-            *args = d->args;
-            return d->directive;
-        }
+    const ap_directive_t *d = cmd->directive->parent;
+    char *args, *end;
+    const char *path;
+
+    while (d && (!strncasecmp(d->directive, "<If", 3)
+                 || !strncasecmp(d->directive, "<Else", 5))) {
+        d = d->parent;
     }
-    return NULL;
+    if (!d || strcasecmp(d->directive, "<Location")) {
+        return NULL;
+    }
+    /* A section's args run up to its closing '>'. */
+    args = apr_pstrdup(cmd->pool, d->args);
+    end = strrchr(args, '>');
+    if (end) {
+        *end = '\0';
+    }
+    path = ap_getword_conf(cmd->pool, (const char **)&args);
+    if (!*path || !strcmp(path, "~") || apr_fnmatch_test(path)) {
+        return NULL;
+    }
+    return path;
 }
 
 static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
 {
     rproxy_dir_conf *dc = dcv;
     rproxy_target *t = apr_pcalloc(cmd->pool, sizeof(*t));
-    const char *section, *args = "";
     apr_uri_t u;
 
     if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme
@@ -136,14 +152,7 @@ static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
     t->key = apr_psprintf(cmd->pool, "%s:%u", u.hostname, t->port);
     dc->target = t;
 
-    /* Only a literal <Location> has a prefix to replace by the target path
-     * (not a regex, not a wildcard pattern). */
-    section = enclosing_section(cmd, &args);
-    dc->strip_prefix = NULL;
-    if (section && !strcasecmp(section, "<Location") && cmd->path
-        && args[0] != '~' && !apr_fnmatch_test(cmd->path)) {
-        dc->strip_prefix = cmd->path;
-    }
+    dc->strip_prefix = literal_location(cmd);
     return NULL;
 }
 

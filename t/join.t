@@ -36,6 +36,7 @@ my @cases = (
     # no literal <Location>: nothing is stripped
     [ '<LocationMatch> -> /m',  '/jm/x',              '/m/jm/x' ],
     [ 'wildcard <Location> -> /w', '/jw/x',            '/w/jw/x' ],
+    [ '<If> in <Location /jif/> -> /i/', '/jif/x',     '/i/x' ],
 );
 
 plan tests => @cases + 7;
