@@ -37,6 +37,8 @@ my @cases = (
     [ '<LocationMatch> -> /m',  '/jm/x',              '/m/jm/x' ],
     [ 'wildcard <Location> -> /w', '/jw/x',            '/w/jw/x' ],
     [ '<If> in <Location /jif/> -> /i/', '/jif/x',     '/i/x' ],
+    # mod_rewrite [PT] to /be/$1: the rewritten path goes out
+    [ 'RewriteRule [PT] into /be/', '/old/new%20path?q=1', '/new%20path?q=1' ],
 );
 
 plan tests => @cases + 7;
