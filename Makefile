@@ -96,6 +96,23 @@ bench: deps
 	$(MAKE) all
 	BENCH_MODE=$(BENCH_MODE) bash bench/run.sh
 
+# ---- soak and fault runs (soak/README.md); not part of make test or CI ----
+# make soak     SOAK_REQUESTS mixed requests over SOAK_CONNS connections:
+#               no errors, flat RSS and fds, no buffer left outstanding
+# make faults   backend restart, -k graceful, -k graceful-stop under load
+SOAK_REQUESTS ?= 1000000
+SOAK_CONNS    ?= 64
+
+.PHONY: soak faults
+
+soak: deps
+	$(MAKE) all
+	SOAK_REQUESTS=$(SOAK_REQUESTS) SOAK_CONNS=$(SOAK_CONNS) bash soak/soak.sh
+
+faults: deps
+	$(MAKE) all
+	bash soak/faults.sh
+
 clean:
 	rm -rf .libs *.la *.lo *.slo *.o
 	-perl t/TEST.PL -clean >/dev/null 2>&1 || true

@@ -1,0 +1,184 @@
+# soak/lib.sh - sourced by soak/soak.sh and soak/faults.sh.  Servers are
+# started the way bench/run.sh starts them, from bench/conf's templates:
+# httpd.conf.in (variant "rproxy", pool apr: event MPM, 2 x 256 threads,
+# workers as www-data) and nginx-backend.conf.in plus one location
+# /chunked/ (ssi on: no Content-Length, so nginx answers chunked).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+httpd=${APACHE2:-/usr/sbin/apache2}
+nginx=${NGINX:-/usr/sbin/nginx}
+python=${PYTHON:-/usr/bin/python3}
+moddir=/usr/lib/apache2/modules
+module=$top/.libs/mod_rproxy.so
+port0=${SOAK_PORT:-18580}
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+say() { printf '[%3ds] %s\n' "$SECONDS" "$*" >&2; }
+
+for t in "$httpd" "$nginx" /usr/bin/wrk /usr/bin/curl "$python"; do
+    [ -x "$t" ] || die "$t missing (Debian packages apache2 nginx wrk curl python3)"
+done
+[ -f "$module" ] || die "$module not found: run 'make' first"
+[ "$(id -u)" = 0 ] || say "warning: not root; the servers run as $(id -un)"
+
+declare -A port pid
+port[backend]=$port0
+port[httpd]=$((port0 + 1))
+port[httpd2]=$((port0 + 2))
+port[static]=$((port0 + 3))
+for p in "${port[@]}"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        die "port $p is already in use (set SOAK_PORT to another base)"
+    fi
+done
+
+work=$(mktemp -d /tmp/rproxy-soak.XXXXXX)
+chmod 755 "$work"
+
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+alive() { local s; s=$(proc_state "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
+
+# TERM, up to 10 s, then KILL (children too); as bench/run.sh.
+stop_server() {
+    local name=$1 p=${pid[$1]:-} kids i
+    [ -n "$p" ] || return 0
+    unset "pid[$name]"
+    kids=$(pgrep -P "$p" || true)
+    kill -TERM "$p" 2>/dev/null || true
+    for i in $(seq 100); do alive "$p" || break; sleep 0.1; done
+    if alive "$p"; then
+        say "$name (pid $p) ignored TERM for 10 s: KILL"
+        kill -KILL "$p" $kids 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
+}
+
+# Background jobs (wrk, curl) other than servers, stopped on exit by pid.
+jobs_started=()
+cleanup() {
+    local rc=$? name j
+    trap - EXIT INT TERM
+    set +e
+    for j in "${jobs_started[@]}"; do kill -TERM "$j" 2>/dev/null; done
+    for name in "${!pid[@]}"; do stop_server "$name"; done
+    if [ "${SOAK_KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
+        echo "$(basename "$0"): configs and logs kept in $work" >&2
+    else
+        rm -rf "$work"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fill() {
+    local in=$1 out=$2 args=() kv
+    shift 2
+    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${args[@]}" "$in" >"$out"
+    ! grep -n '@[A-Z_]*@' "$out" >&2 || die "unfilled value in $out"
+}
+
+start_httpd() {       # start_httpd NAME [VARIANT of bench/conf/httpd.conf.in]
+    local name=$1 variant=${2:-rproxy} dir=$work/$1
+    mkdir -p "$dir/empty"
+    chmod 755 "$dir" "$dir/empty"
+    fill "$top/bench/conf/httpd.conf.in" "$dir/httpd.conf" VARIANT="$variant" \
+        POOL=apr DIR="$dir" DATA="$work/data" PORT="${port[$name]}" \
+        BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
+        MODULE="$work/mod_rproxy.so" RPROXY_CONF="${SOAK_RPROXY_CONF:-}"
+    "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
+    pid[$name]=$!
+}
+
+start_backend() {
+    local dir=$work/backend
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    fill "$top/bench/conf/nginx-backend.conf.in" "$dir/nginx.conf.tmp" \
+        DIR="$dir" DATA="$work/data" PORT="${port[backend]}"
+    sed '/^ *root  *[^ ]*;$/a\
+        # soak: a chunked endpoint (ssi drops the length), no gzip.\
+        location /chunked/ { ssi on; ssi_types *; gzip off; chunked_transfer_encoding on; }' \
+        "$dir/nginx.conf.tmp" >"$dir/nginx.conf"
+    grep -q 'location /chunked/' "$dir/nginx.conf" || die "cannot add /chunked/ to the backend config"
+    "$nginx" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
+        -g 'daemon off;' >>"$dir/stderr" 2>&1 &
+    pid[backend]=$!
+}
+
+wait_ready() {
+    local name=$1 i code path=/p/1k.bin
+    [ "$name" != backend ] || path=/1k.bin
+    for i in $(seq 100); do
+        alive "${pid[$name]}" || {
+            tail -n 5 "$work/$name"/{stderr,error.log} >&2 2>/dev/null || true
+            die "$name exited at startup (config in $work/$name)"; }
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+               "http://127.0.0.1:${port[$name]}$path" || true)
+        [ "$code" != 200 ] || return 0
+        sleep 0.1
+    done
+    die "$name did not answer 200 within 10 s (last: $code)"
+}
+
+make_data() {
+    mkdir -p "$work/data/chunked"
+    head -c 1024 /dev/urandom >"$work/data/1k.bin"
+    head -c $((64 * 1024)) /dev/urandom >"$work/data/64k.bin"
+    head -c $((16 * 1024 * 1024)) /dev/urandom >"$work/data/16m.bin"
+    # Text without "<!--", so ssi passes it through unchanged.
+    "$python" -c 'import sys; sys.stdout.write(("soak chunked line " + "x" * 46 + "\n") * 256)' \
+        >"$work/data/chunked/16k.txt"
+    chmod 755 "$work/data" "$work/data/chunked"
+    chmod 644 "$work/data"/*.bin "$work/data/chunked/16k.txt"
+    cp "$module" "$work/mod_rproxy.so"
+    chmod 644 "$work/mod_rproxy.so"
+}
+
+# The pids of an httpd: the parent and its children.
+procs() { echo "$1" $(pgrep -P "$1" || true); }
+rss_kb() {      # summed VmRSS of an httpd's processes
+    local p s=0 v
+    for p in $(procs "$1"); do
+        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null || echo 0)
+        s=$((s + ${v:-0}))
+    done
+    echo "$s"
+}
+fd_count() {
+    local p s=0 n
+    for p in $(procs "$1"); do
+        n=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
+        s=$((s + n))
+    done
+    echo "$s"
+}
+# rproxy-status counters of an httpd summed over its children ("key value").
+status() { "$python" "$top/bench/status.py" "${port[$1]}" "${pid[$1]}"; }
+counter() { awk -v k="$1" '$1 == k { print $2 }'; }
+
+# wrk_run NAME CONNS SECONDS [PATH]: prints "requests non2xx sockerr rps",
+# the BAD lines of mix.lua to $work/bad.$NAME.
+wrk_run() {
+    local name=$1 conns=$2 secs=$3 path=${4:-} out
+    out=$(SOAK_PATH=$path timeout $((secs + 30)) wrk -t2 -c"$conns" -d"$secs"s \
+          --timeout 10s -s "$here/mix.lua" "http://127.0.0.1:${port[$name]}/") ||
+        die "wrk failed on $name: $out"
+    grep '^BAD ' <<<"$out" >>"$work/bad.$name" || true
+    printf '%s\n' "$out" >"$work/wrkout.$name"
+    awk '
+        / requests in / { n = $1 }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx or 3xx responses:/ { bad += $NF }
+        /Socket errors:/ { gsub(/,/, ""); se += $4 + $6 + $8 + $10 }
+        END { if (n == "") exit 1; printf "%d %d %d %s\n", n, bad, se, rps }
+    ' <<<"$out" || die "cannot parse wrk output: $out"
+}
