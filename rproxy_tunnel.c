@@ -80,7 +80,11 @@ typedef struct {
     apr_socket_t *client, *backend;
     apr_bucket_brigade *bb;
     rproxy_buf up;              /* client -> backend */
+    const char *pending;        /* client bytes the backend has not taken */
+    apr_size_t pending_len;
     int client_open, backend_open; /* their read sides */
+    int shut_backend;           /* client half-closed: pass it on once
+                                 * pending is sent */
     apr_off_t bytes_up, bytes_down;
 } tunnel;
 
@@ -98,8 +102,36 @@ static apr_status_t to_client(tunnel *t, const char *data, apr_size_t len)
     return rv;
 }
 
-/* Moves one buffer's worth of what the client sent to the backend;
- * *full tells whether there may be more already read by httpd. */
+/* Sends what is pending without blocking: a backend busy writing to us
+ * must not leave us blocked writing to it (each would wait for the
+ * other).  What it will not take now stays pending until it is writable. */
+static apr_status_t send_pending(tunnel *t)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    apr_socket_timeout_set(t->backend, 0);
+    while (t->pending_len > 0) {
+        apr_size_t n = t->pending_len;
+        rv = apr_socket_send(t->backend, t->pending, &n);
+        t->pending += n;
+        t->pending_len -= n;
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+    }
+    apr_socket_timeout_set(t->backend, t->x->timeout);
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        return APR_SUCCESS;
+    }
+    if (rv == APR_SUCCESS && t->shut_backend && !t->pending_len) {
+        t->shut_backend = 0;
+        apr_socket_shutdown(t->backend, APR_SHUTDOWN_WRITE);
+    }
+    return rv;
+}
+
+/* Takes one buffer's worth of what the client sent and hands it to the
+ * backend; *full tells whether httpd may have read more already. */
 static apr_status_t pump_up_once(tunnel *t, int *full)
 {
     apr_size_t len = t->up.len;
@@ -121,31 +153,33 @@ static apr_status_t pump_up_once(tunnel *t, int *full)
     }
     apr_brigade_cleanup(t->bb);
     if (rv == APR_SUCCESS) {
-        *full = len == t->up.len;
         t->bytes_up += len;
         RPROXY_ADD(bytes_to_backend, len);
-        return len ? rproxy_send_all(t->backend, t->up.data, len)
-                   : APR_SUCCESS;
+        t->pending = t->up.data;
+        t->pending_len = len;
+        rv = send_pending(t);
+        *full = len == t->up.len && !t->pending_len;
+        return rv;
     }
     if (APR_STATUS_IS_EOF(rv)) {
         /* The client is done sending: so is the backend's peer. */
         t->client_open = 0;
-        apr_socket_shutdown(t->backend, APR_SHUTDOWN_WRITE);
-        return APR_SUCCESS;
+        t->shut_backend = 1;
+        return send_pending(t);
     }
     return rv;
 }
 
-/* Moves what the client sent (without blocking) to the backend, including
- * what httpd's input filters read ahead, which no poll would announce. */
+/* Moves what the client sent to the backend, including what httpd's input
+ * filters read ahead, which no poll would announce. */
 static apr_status_t pump_up(tunnel *t)
 {
-    apr_status_t rv;
-    int full;
+    apr_status_t rv = APR_SUCCESS;
+    int full = 1;
 
-    do {
+    while (rv == APR_SUCCESS && full && t->client_open && !t->pending_len) {
         rv = pump_up_once(t, &full);
-    } while (rv == APR_SUCCESS && full);
+    }
     return rv;
 }
 
@@ -174,6 +208,23 @@ static apr_status_t pump_down(tunnel *t)
     return rv;
 }
 
+/* Polls each side for what it can do now: the client for reading while
+ * the backend has taken everything; the backend for reading while it
+ * sends, and for writing while something is pending. */
+static void arm(apr_pollset_t *ps, apr_pollfd_t *pfd, apr_int16_t want)
+{
+    if (pfd->reqevents == want) {
+        return;
+    }
+    if (pfd->reqevents) {
+        apr_pollset_remove(ps, pfd);
+    }
+    pfd->reqevents = want;
+    if (want) {
+        apr_pollset_add(ps, pfd);
+    }
+}
+
 static apr_status_t run_tunnel(tunnel *t)
 {
     rproxy_exchange *x = t->x;
@@ -187,14 +238,11 @@ static apr_status_t run_tunnel(tunnel *t)
     }
     memset(&cfd, 0, sizeof(cfd));
     cfd.desc_type = APR_POLL_SOCKET;
-    cfd.reqevents = APR_POLLIN;
     cfd.desc.s = t->client;
     cfd.client_data = &cfd;
     bfd = cfd;
     bfd.desc.s = t->backend;
     bfd.client_data = &bfd;
-    apr_pollset_add(ps, &cfd);
-    apr_pollset_add(ps, &bfd);
 
     /* Bytes that came with the 101, or after the client's request head. */
     if (x->rd.pos < x->rd.end) {
@@ -204,30 +252,34 @@ static apr_status_t run_tunnel(tunnel *t)
     if (rv == APR_SUCCESS) {
         rv = pump_up(t);
     }
-    while (rv == APR_SUCCESS && (t->client_open || t->backend_open)) {
+    while (rv == APR_SUCCESS
+           && (t->client_open || t->backend_open || t->pending_len)) {
         const apr_pollfd_t *ready;
         apr_int32_t n, i;
 
+        arm(ps, &cfd, t->client_open && !t->pending_len ? APR_POLLIN : 0);
+        arm(ps, &bfd, (t->backend_open ? APR_POLLIN : 0)
+                      | (t->pending_len ? APR_POLLOUT : 0));
         rv = apr_pollset_poll(ps, x->timeout, &n, &ready);
         if (APR_STATUS_IS_EINTR(rv)) {
             rv = APR_SUCCESS;
             continue;
         }
         for (i = 0; rv == APR_SUCCESS && i < n; i++) {
-            int was_open;
+            apr_int16_t ev = ready[i].rtnevents;
             if (ready[i].client_data == &cfd) {
-                was_open = t->client_open;
                 rv = pump_up(t);
-                if (was_open && !t->client_open) {
-                    apr_pollset_remove(ps, &cfd);
+                continue;
+            }
+            if (t->pending_len && (ev & (APR_POLLOUT | APR_POLLERR))) {
+                rv = send_pending(t);
+                if (rv == APR_SUCCESS && !t->pending_len) {
+                    rv = pump_up(t);
                 }
             }
-            else {
-                was_open = t->backend_open;
+            if (rv == APR_SUCCESS && t->backend_open
+                && (ev & (APR_POLLIN | APR_POLLHUP | APR_POLLERR))) {
                 rv = pump_down(t);
-                if (was_open && !t->backend_open) {
-                    apr_pollset_remove(ps, &bfd);
-                }
             }
         }
     }
