@@ -140,6 +140,11 @@ make_data() {
     chmod 755 "$work/data" "$work/data/chunked"
     chmod 644 "$work/data"/*.bin "$work/data/chunked/16k.txt"
     cp "$module" "$work/mod_rproxy.so"
+    # The tree is shared: `make test-asan` leaves a sanitized build in .libs
+    # while it runs, which a plain httpd cannot load.
+    if grep -q __asan_ "$work/mod_rproxy.so"; then
+        die "$module is a sanitized build (make test-asan running?): wait for it, or make clean all"
+    fi
     chmod 644 "$work/mod_rproxy.so"
 }
 
