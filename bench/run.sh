@@ -29,6 +29,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
+. "$here/servers.sh"
 httpd=${APACHE2:-/usr/sbin/apache2}
 nginx=${NGINX:-/usr/sbin/nginx}
 python=${PYTHON:-/usr/bin/python3}
@@ -52,8 +53,6 @@ mem_rounds=${BENCH_MEM_ROUNDS:-$mem_rounds}
 variants=(rproxy_apr rproxy_none proxy_http static nginx)
 workloads=(1k:16 1k:128 64k:16 64k:128)
 
-die() { echo "run.sh: $*" >&2; exit 1; }
-say() { printf '[%3ds] %s\n' "$SECONDS" "$*" >&2; }
 
 # ---- tools ----------------------------------------------------------------
 
@@ -87,34 +86,7 @@ chmod 755 "$work"              # the servers' children run as www-data
 raw=$work/raw.tsv
 : >"$raw"
 
-# The state letter of a process (Z: exited, not yet reaped), or nothing.
-proc_state() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    stat=${stat##*) }
-    echo "${stat%% *}"
-}
 
-# Stops one server we started: TERM, up to 10 s for it to exit, then KILL
-# (its children too).  A stopped child stays a zombie until wait()ed, so the
-# loop looks at the process state, not just at kill -0.
-stop_server() {
-    local name=$1 p=${pid[$1]:-} kids state i
-    [ -n "$p" ] || return 0
-    unset "pid[$name]"
-    kids=$(pgrep -P "$p" || true)
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 100); do
-        state=$(proc_state "$p")
-        [ -n "$state" ] && [ "$state" != Z ] || break
-        sleep 0.1
-    done
-    if [ -n "$state" ] && [ "$state" != Z ]; then
-        say "$name (pid $p) ignored TERM for 10 s: KILL"
-        kill -KILL "$p" $kids 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$? name
@@ -133,14 +105,6 @@ trap 'exit 130' INT TERM
 
 # ---- servers ------------------------------------------------------------------
 
-# fill TEMPLATE OUT VAR=value...: the template with every @VAR@ replaced.
-fill() {
-    local in=$1 out=$2 args=() kv
-    shift 2
-    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
-    sed "${args[@]}" "$in" >"$out"
-    ! grep -n '@[A-Z_]*@' "$out" >&2 || die "unfilled value in $out"
-}
 
 start_httpd() {
     local v=$1 dir=$work/$1 variant pool=apr
@@ -179,22 +143,6 @@ start_server() {
 }
 
 # Waits (up to 10 s) until the server answers 200 for a (proxied) file.
-wait_ready() {
-    local name=$1 i code path=/p/1k.bin
-    [ "$name" != backend ] || path=/1k.bin
-    for i in $(seq 100); do
-        if ! kill -0 "${pid[$name]}" 2>/dev/null ||
-            [ "$(proc_state "${pid[$name]}")" = Z ]; then
-            tail -n 5 "$work/$name"/{stderr,error.log} >&2 2>/dev/null || true
-            die "$name exited at startup (config in $work/$name)"
-        fi
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-               "http://127.0.0.1:${port[$name]}$path" || true)
-        [ "$code" != 200 ] || return 0
-        sleep 0.1
-    done
-    die "$name did not answer 200 within 10 s (last: $code)"
-}
 
 # ---- measurements -----------------------------------------------------------
 

@@ -7,6 +7,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
+. "$top/bench/servers.sh"
 httpd=${APACHE2:-/usr/sbin/apache2}
 nginx=${NGINX:-/usr/sbin/nginx}
 python=${PYTHON:-/usr/bin/python3}
@@ -14,8 +15,6 @@ moddir=/usr/lib/apache2/modules
 module=$top/.libs/mod_rproxy.so
 port0=${SOAK_PORT:-18580}
 
-die() { echo "$(basename "$0"): $*" >&2; exit 1; }
-say() { printf '[%3ds] %s\n' "$SECONDS" "$*" >&2; }
 
 for t in "$httpd" "$nginx" /usr/bin/wrk /usr/bin/curl "$python"; do
     [ -x "$t" ] || die "$t missing (Debian packages apache2 nginx wrk curl python3)"
@@ -37,28 +36,7 @@ done
 work=$(mktemp -d /tmp/rproxy-soak.XXXXXX)
 chmod 755 "$work"
 
-proc_state() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    stat=${stat##*) }
-    echo "${stat%% *}"
-}
-alive() { local s; s=$(proc_state "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
 
-# TERM, up to 10 s, then KILL (children too); as bench/run.sh.
-stop_server() {
-    local name=$1 p=${pid[$1]:-} kids i
-    [ -n "$p" ] || return 0
-    unset "pid[$name]"
-    kids=$(pgrep -P "$p" || true)
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq 100); do alive "$p" || break; sleep 0.1; done
-    if alive "$p"; then
-        say "$name (pid $p) ignored TERM for 10 s: KILL"
-        kill -KILL "$p" $kids 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-}
 
 # Background jobs (wrk, curl) other than servers, stopped on exit by pid.
 jobs_started=()
@@ -78,13 +56,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-fill() {
-    local in=$1 out=$2 args=() kv
-    shift 2
-    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
-    sed "${args[@]}" "$in" >"$out"
-    ! grep -n '@[A-Z_]*@' "$out" >&2 || die "unfilled value in $out"
-}
 
 start_httpd() {       # start_httpd NAME [VARIANT of bench/conf/httpd.conf.in]
     local name=$1 variant=${2:-rproxy} dir=$work/$1
@@ -114,20 +85,6 @@ start_backend() {
     pid[backend]=$!
 }
 
-wait_ready() {
-    local name=$1 i code path=/p/1k.bin
-    [ "$name" != backend ] || path=/1k.bin
-    for i in $(seq 100); do
-        alive "${pid[$name]}" || {
-            tail -n 5 "$work/$name"/{stderr,error.log} >&2 2>/dev/null || true
-            die "$name exited at startup (config in $work/$name)"; }
-        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-               "http://127.0.0.1:${port[$name]}$path" || true)
-        [ "$code" != 200 ] || return 0
-        sleep 0.1
-    done
-    die "$name did not answer 200 within 10 s (last: $code)"
-}
 
 make_data() {
     mkdir -p "$work/data/chunked"

@@ -1,0 +1,58 @@
+# bench/servers.sh - sourced by bench/run.sh and soak/lib.sh: the helpers
+# that fill config templates and start, wait for and stop the servers they
+# run.  The caller provides the arrays pid[] and port[] (by server name)
+# and $work (configs and logs, one directory per server).
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+say() { printf '[%3ds] %s\n' "$SECONDS" "$*" >&2; }
+
+# The state letter of a process (Z: exited, not yet reaped), or nothing.
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+alive() { local s; s=$(proc_state "$1"); [ -n "$s" ] && [ "$s" != Z ]; }
+
+# Stops one server we started: TERM, up to 10 s for it to exit, then KILL
+# (its children too).  A stopped child stays a zombie until wait()ed, so the
+# loop looks at the process state, not just at kill -0.
+stop_server() {
+    local name=$1 p=${pid[$1]:-} kids i
+    [ -n "$p" ] || return 0
+    unset "pid[$name]"
+    kids=$(pgrep -P "$p" || true)
+    kill -TERM "$p" 2>/dev/null || true
+    for i in $(seq 100); do alive "$p" || break; sleep 0.1; done
+    if alive "$p"; then
+        say "$name (pid $p) ignored TERM for 10 s: KILL"
+        kill -KILL "$p" $kids 2>/dev/null || true
+    fi
+    wait "$p" 2>/dev/null || true
+}
+
+# fill TEMPLATE OUT VAR=value...: the template with every @VAR@ replaced.
+fill() {
+    local in=$1 out=$2 args=() kv
+    shift 2
+    for kv in "$@"; do args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${args[@]}" "$in" >"$out"
+    ! grep -n '@[A-Z_]*@' "$out" >&2 || die "unfilled value in $out"
+}
+
+# Waits up to 10 s for a server to answer 200 on its 1 KiB file.
+wait_ready() {
+    local name=$1 i code path=/p/1k.bin
+    [ "$name" != backend ] || path=/1k.bin
+    for i in $(seq 100); do
+        alive "${pid[$name]}" || {
+            tail -n 5 "$work/$name"/{stderr,error.log} >&2 2>/dev/null || true
+            die "$name exited at startup (config in $work/$name)"; }
+        code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+               "http://127.0.0.1:${port[$name]}$path" || true)
+        [ "$code" != 200 ] || return 0
+        sleep 0.1
+    done
+    die "$name did not answer 200 within 10 s (last: $code)"
+}
