@@ -115,6 +115,20 @@ rss_kb() {      # summed VmRSS of an httpd's processes
     done
     echo "$s"
 }
+# rss_split PID: "STACKS OTHER", the RSS (KiB) of an httpd's processes in
+# thread stacks (anonymous mappings of exactly the default 8 MiB pthread
+# stack) and in everything else (heap, malloc arenas, code).  A worker
+# thread's stack pages count only once the thread has first run a request,
+# so RSS can step up with no leak when traffic reaches threads it had not
+# reached before; this split tells that apart from heap growth.
+rss_split() {
+    local p
+    for p in $(procs "$1"); do cat "/proc/$p/smaps" 2>/dev/null || true; done |
+    awk '/^[0-9a-f]+-[0-9a-f]+ / { anon = (NF == 5) }
+         /^Size:/ { size = $2 }
+         /^Rss:/ { if (anon && size == 8192) st += $2; else other += $2 }
+         END { printf "%d %d\n", st, other }'
+}
 fd_count() {
     local p s=0 n
     for p in $(procs "$1"); do
