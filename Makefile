@@ -90,11 +90,23 @@ stop:
 # make bench BENCH_MODE=full   the full figures (bench/RESULTS.md), under 10
 BENCH_MODE ?= quick
 
-.PHONY: bench
+# make bench-buckets           the same plus a build with pooled buckets
+#                              (bench/compare-buckets.sh)
+# make profile                 perf profile of httpd under wrk (bench/profile.sh)
+
+.PHONY: bench bench-buckets profile
 
 bench: deps
 	$(MAKE) all
 	BENCH_MODE=$(BENCH_MODE) bash bench/run.sh
+
+bench-buckets: deps
+	$(MAKE) all
+	BENCH_MODE=$(BENCH_MODE) bash bench/compare-buckets.sh
+
+profile: deps
+	$(MAKE) all
+	bash bench/profile.sh
 
 # ---- soak and fault runs (soak/README.md); not part of make test or CI ----
 # make soak     SOAK_REQUESTS mixed requests over SOAK_CONNS connections:

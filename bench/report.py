@@ -87,6 +87,8 @@ def main():
         for line in f:
             key, _, value = line.rstrip("\n").partition("=")
             meta[key] = value
+    if any("rproxy_alt" in w for m in data.values() for w in m.values()):
+        VARIANTS.insert(1, ("rproxy_alt", meta.get("alt_label", "rproxy_alt")))
 
     out = []
     p = out.append
@@ -127,6 +129,8 @@ def main():
     p(row(data, "512 MiB download", "dl_mbs", "512m", fmt_mbs))
     p(row(data, "memory per slow connection (peak − idle RSS) / clients",
           "mem_per_conn_kb", "slow", fmt_kib))
+    p(row(data, "of which thread-stack pages / clients",
+          "mem_stack_per_conn_kb", "slow", fmt_kib, ratio=False))
     p(row(data, "idle RSS before the slow clients", "mem_idle_kb", "slow",
           fmt_mib, ratio=False))
     p(row(data, "peak RSS with the slow clients", "mem_peak_kb", "slow",

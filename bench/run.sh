@@ -51,6 +51,14 @@ rate=${BENCH_SLOW_RATE:-$rate}
 mem_rounds=${BENCH_MEM_ROUNDS:-$mem_rounds}
 
 variants=(rproxy_apr rproxy_none proxy_http static nginx)
+# BENCH_ALT_MODULE=FILE adds a variant "rproxy_alt": that build of the
+# module (pool apr) in the same rounds, to compare two builds of it
+# (bench/README.md, "Transient vs custom bucket"); BENCH_ALT_LABEL names it.
+alt_module=${BENCH_ALT_MODULE:-}
+if [ -n "$alt_module" ]; then
+    [ -f "$alt_module" ] || { echo "run.sh: BENCH_ALT_MODULE $alt_module not found" >&2; exit 2; }
+    variants=(rproxy_apr rproxy_alt rproxy_none proxy_http static nginx)
+fi
 workloads=(1k:16 1k:128 64k:16 64k:128)
 
 
@@ -107,9 +115,10 @@ trap 'exit 130' INT TERM
 
 
 start_httpd() {
-    local v=$1 dir=$work/$1 variant pool=apr
+    local v=$1 dir=$work/$1 variant pool=apr so=mod_rproxy.so
     case $v in
         rproxy_apr)  variant=rproxy ;;
+        rproxy_alt)  variant=rproxy so=mod_rproxy_alt.so ;;
         rproxy_none) variant=rproxy pool=none ;;
         *)           variant=$v ;;
     esac
@@ -118,7 +127,7 @@ start_httpd() {
     fill "$here/conf/httpd.conf.in" "$dir/httpd.conf" VARIANT="$variant" \
         POOL="$pool" DIR="$dir" DATA="$work/data" PORT="${port[$v]}" \
         BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
-        MODULE="$work/mod_rproxy.so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}"
+        MODULE="$work/$so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}"
     "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
     pid[$v]=$!
 }
@@ -187,7 +196,7 @@ measure_wrk() {
     if [[ $v == rproxy_* ]] && [ "$n" -gt 0 ]; then
         after=$(status "$v")
         used=buffers_allocated
-        [ "$v" = rproxy_apr ] || used=fallback_buffers
+        [ "$v" != rproxy_none ] || used=fallback_buffers
         delta=$(( $(counter $used <<<"$after") - $(counter $used <<<"$before") ))
         rec churn "$w" "$v" "$r" "$(awk -v d="$delta" -v n="$n" 'BEGIN { print d * 1000 / n }')"
         delta=$(( $(counter backend_connects <<<"$after") - $(counter backend_connects <<<"$before") ))
@@ -215,7 +224,7 @@ measure_churn_loop() {
     [ "$ok" = "$n" ] && [ "$got" = "$n" ] ||
         die "counted loop on $v: $ok of $n answered 200, the module counted $got"
     used=buffers_allocated
-    [ "$v" = rproxy_apr ] || used=fallback_buffers
+    [ "$v" != rproxy_none ] || used=fallback_buffers
     delta=$(( $(counter $used <<<"$after") - $(counter $used <<<"$before") ))
     rec churn_loop 64k "$v" "$r" "$(awk -v d="$delta" -v n="$n" 'BEGIN { print d * 1000 / n }')"
     say "round $r/$rounds counted loop $v: $delta new $used for $n requests"
@@ -251,6 +260,7 @@ measure_memory() {
             idle_kb=*)     rec mem_idle_kb slow "$v" "$r" "${kv#*=}" ;;
             peak_kb=*)     rec mem_peak_kb slow "$v" "$r" "${kv#*=}" ;;
             per_conn_kb=*) rec mem_per_conn_kb slow "$v" "$r" "${kv#*=}" ;;
+            stack_per_conn_kb=*) rec mem_stack_per_conn_kb slow "$v" "$r" "${kv#*=}" ;;
             complete=*)    rec mem_complete slow "$v" "$r" "${kv#*=}" ;;
         esac
     done
@@ -260,6 +270,7 @@ measure_memory() {
 # ---- the run ----------------------------------------------------------------
 
 command="make bench BENCH_MODE=$mode"
+[ -z "$alt_module" ] || command="make bench-buckets BENCH_MODE=$mode (the extra column: BENCH_ALT_MODULE)"
 say "mode $mode: $rounds rounds, wrk ${dur}s per run, $clients slow clients at $rate B/s; in $work"
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 # This project's CPU-heavy jobs (its fuzzer, its test suite): looked for
@@ -287,6 +298,10 @@ chmod 644 "$work/data"/*.bin
 # a restart in the middle of the run.
 cp "$module" "$work/mod_rproxy.so"
 chmod 644 "$work/mod_rproxy.so"
+if [ -n "$alt_module" ]; then
+    cp "$alt_module" "$work/mod_rproxy_alt.so"
+    chmod 644 "$work/mod_rproxy_alt.so"
+fi
 
 start_server backend
 wait_ready backend
@@ -354,6 +369,7 @@ commit=$(git -C "$top" describe --always --dirty 2>/dev/null || echo unknown)
     echo "clients=$clients"
     echo "rate=$rate"
     echo "mem_rounds=$mem_rounds"
+    echo "alt_label=${BENCH_ALT_LABEL:-mod_rproxy, $alt_module}"
 } >"$work/meta"
 
 mkdir -p "$here/results"

@@ -12,8 +12,10 @@ passed.  A small receive buffer (--rcvbuf) keeps the kernel from absorbing
 the body on the client side, so the server has to hold what it cannot send.
 
 Prints one line:
-    idle_kb=.. peak_kb=.. per_conn_kb=.. clients=.. complete=.. seconds=..
-per_conn_kb is (peak - idle) / clients.  Exits non-zero if a connection
+    idle_kb=.. peak_kb=.. per_conn_kb=.. stack_per_conn_kb=.. clients=..
+    complete=.. seconds=..
+per_conn_kb is (peak - idle) / clients; stack_per_conn_kb the part of it
+in thread stacks (pages the serving threads touched, see tree_stack_kb).  Exits non-zero if a connection
 failed outright; incomplete downloads at the deadline are only counted.
 """
 import argparse
@@ -27,8 +29,8 @@ TICK = 0.05                     # how often the readers catch up
 SAMPLE = 0.1                    # how often RSS is sampled
 
 
-def tree_rss_kb(root):
-    """Summed RSS in KiB of root and all its descendants."""
+def tree_pids(root):
+    """root and all its descendants."""
     parent = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -46,13 +48,41 @@ def tree_rss_kb(root):
             if pp == p and kid not in pids:
                 pids.add(kid)
                 frontier.append(kid)
+    return pids
+
+
+def tree_rss_kb(root):
+    """Summed RSS in KiB of root and all its descendants."""
     total = 0
-    for p in pids:
+    for p in tree_pids(root):
         try:
             with open("/proc/%d/statm" % p) as f:
                 total += int(f.read().split()[1]) * PAGE_KB
         except OSError:
             pass                # gone meanwhile
+    return total
+
+
+def tree_stack_kb(root):
+    """Summed RSS in KiB of the thread stacks of root and its descendants:
+    anonymous mappings of exactly the default 8 MiB pthread stack.  A
+    thread's stack pages count only once it has run, and stay counted, so
+    stacks after the run minus stacks when idle is what the threads that
+    served the slow clients added."""
+    total = 0
+    for p in tree_pids(root):
+        try:
+            with open("/proc/%d/smaps" % p) as f:
+                anon = size = 0
+                for line in f:
+                    if line[0] in "0123456789abcdef" and "-" in line.split()[0]:
+                        anon = len(line.split()) == 5
+                    elif line.startswith("Size:"):
+                        size = int(line.split()[1])
+                    elif line.startswith("Rss:") and anon and size == 8192:
+                        total += int(line.split()[1])
+        except OSError:
+            pass
     return total
 
 
@@ -113,6 +143,7 @@ def main():
         time.sleep(SAMPLE)
     idle_kb = min(idle)
     peak_kb = max(idle)
+    idle_stack_kb = tree_stack_kb(a.pid)
 
     start = time.monotonic()
     downloads = [Download(a.port, a.path, a.rcvbuf)
@@ -146,13 +177,15 @@ def main():
         time.sleep(max(0.0, min(TICK, next_sample - time.monotonic())))
     seconds = time.monotonic() - start
     peak_kb = max(peak_kb, tree_rss_kb(a.pid))
+    stack_kb = tree_stack_kb(a.pid) - idle_stack_kb
     complete = sum(d.done for d in downloads)
     for d in downloads:
         if not d.done:
             d.sock.close()
-    print("idle_kb=%d peak_kb=%d per_conn_kb=%.1f clients=%d complete=%d "
-          "seconds=%.1f" % (idle_kb, peak_kb, (peak_kb - idle_kb) / a.clients,
-                            a.clients, complete, seconds))
+    print("idle_kb=%d peak_kb=%d per_conn_kb=%.1f stack_per_conn_kb=%.1f "
+          "clients=%d complete=%d seconds=%.1f"
+          % (idle_kb, peak_kb, (peak_kb - idle_kb) / a.clients,
+             stack_kb / a.clients, a.clients, complete, seconds))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 # (32 connections, 1 KiB), and three faults:
 #   a. the nginx backend stopped (TERM to its pid) for ~2 s, then restarted:
 #      failures only while it was down, then 50 sequential requests all 200;
-#   b. `apache2 -k graceful` under load: 0 socket errors, 0 non-2xx;
+#   b. `apache2 -k graceful` under keep-alive load (keepalive_client.py):
+#      no request refused, cut, unanswered or answered other than 200.  A
+#      request sent on a keep-alive connection just as the old child closes
+#      it is retried once on a new connection, as RFC 9112 9.3.1 allows and
+#      browsers do (wrk counts it as a read error); those are counted apart.
 #      The same is done to an httpd serving the file itself (no mod_rproxy)
 #      as a control: it tells httpd's own graceful behaviour from the module's.
 #   c. `apache2 -k graceful-stop` on a second httpd while slow downloads run
@@ -61,11 +65,12 @@ else
 fi
 
 # ---- b. graceful restart under load ------------------------------------------
-# graceful_under_load NAME: prints "requests non2xx sockerr|socket-errors-line|children before|after".
+# graceful_under_load NAME: prints "client's counts|children before|after".
 graceful_under_load() {
-    local name=$1 wjob gen0 gen1 n bad se
-    : >"$work/wrk.b.$name"
-    (wrk_run "$name" "$conns" 8 /p/1k.bin >"$work/wrk.b.$name") &
+    local name=$1 wjob gen0 gen1
+    : >"$work/load.b.$name"
+    "$python" "$here/keepalive_client.py" --port "${port[$name]}" --path /p/1k.bin \
+        --conns "$conns" --seconds 8 >"$work/load.b.$name" 2>&1 &
     wjob=$!; jobs_started+=("$wjob")
     sleep 2
     gen0=$(pgrep -P "${pid[$name]}" | sort | tr '\n' ' ')
@@ -74,14 +79,17 @@ graceful_under_load() {
     sleep 3
     gen1=$(pgrep -P "${pid[$name]}" | sort | tr '\n' ' ')
     wait "$wjob" || true
-    read -r n bad se _ <"$work/wrk.b.$name" || die "wrk failed during fault b on $name"
+    grep -q '^requests=' "$work/load.b.$name" ||
+        die "keepalive_client.py failed on $name: $(cat "$work/load.b.$name")"
     alive "${pid[$name]}" || die "$name exited after graceful"
-    echo "$n $bad $se|$(grep -o 'Socket errors:.*' "$work/wrkout.$name" || echo 'Socket errors: none')|$gen0|$gen1"
+    echo "$(grep '^requests=' "$work/load.b.$name")|$gen0|$gen1"
 }
-IFS='|' read -r bres bsock bgen0 bgen1 < <(graceful_under_load httpd)
-read -r bn bbad bse <<<"$bres"
-detail="wrk $bn requests, $bbad non-2xx, $bse socket errors ($bsock); children before: $bgen0; after: $bgen1"
-if [ "$bbad" = 0 ] && [ "$bse" = 0 ] && [ "$bn" -gt 0 ]; then
+# count KEY "k=v ...": one value of the client's line.
+count() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+failures() { echo $(( $(count refused "$1") + $(count cut "$1") + $(count unanswered "$1") + $(count status "$1") )); }
+IFS='|' read -r bres bgen0 bgen1 < <(graceful_under_load httpd)
+detail="$bres; children before: $bgen0; after: $bgen1"
+if [ "$(failures "$bres")" = 0 ] && [ "$(count ok "$bres")" -gt 0 ]; then
     result "b. -k graceful under load" PASS "$detail"
 else
     result "b. -k graceful under load" FAIL "$detail"
@@ -89,10 +97,9 @@ fi
 start_httpd static static
 wait_ready static
 wrk_run static "$conns" 2 /p/1k.bin >/dev/null
-IFS='|' read -r cres csock _ _ < <(graceful_under_load static)
-read -r cn cbad cse <<<"$cres"
+IFS='|' read -r cres _ _ < <(graceful_under_load static)
 stop_server static
-control="control, the same against httpd serving the 1 KiB file itself (no mod_rproxy): wrk $cn requests, $cbad non-2xx, $cse socket errors ($csock)"
+control="control, the same against httpd serving the 1 KiB file itself (no mod_rproxy): $cres"
 results+=("| b (control) | info | $control |")
 say "$control"
 
