@@ -10,7 +10,8 @@
 # (servers from soak/lib.sh), wrk at PROFILE_CONNS connections on the
 # PROFILE_SIZE file, and `perf record -a` over the middle PROFILE_SECONDS.
 # Prints the CPU split by process name, then httpd's (apache2) samples by
-# shared object and its top symbols.  Needs perf (Debian: linux-perf).
+# shared object and its top symbols.  Installs perf (Debian: linux-perf)
+# when missing.
 source "$(dirname "$0")/../soak/lib.sh"
 
 size=${PROFILE_SIZE:-1k}
@@ -18,7 +19,11 @@ conns=${PROFILE_CONNS:-128}
 secs=${PROFILE_SECONDS:-8}
 variants=("$@")
 [ $# -gt 0 ] || variants=(rproxy proxy_http static)
-command -v perf >/dev/null || die "perf missing (Debian package linux-perf)"
+if ! command -v perf >/dev/null; then
+    [ "$(id -u)" = 0 ] || die "perf missing: install the Debian package linux-perf as root"
+    say "installing linux-perf"
+    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >&2
+fi
 
 make_data
 start_backend
