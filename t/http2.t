@@ -9,7 +9,7 @@ use RProxyTest;
 
 my $port = Apache::Test::vars('rproxy_h2_port');
 my $curl = '/usr/bin/curl';
-plan tests => 7, need { 'curl with HTTP/2' => scalar(`$curl -V 2>/dev/null` =~ /HTTP2/) };
+plan tests => 11, need { 'curl with HTTP/2' => scalar(`$curl -V 2>/dev/null` =~ /HTTP2/) };
 
 my $base = "http://127.0.0.1:$port";
 my $dir = tempdir(CLEANUP => 1);
@@ -58,4 +58,46 @@ SKIP: {
     ok t_cmp(($out =~ /^requests: .* (\d+) succeeded, (\d+) failed/m) ? "$1 $2" : $out,
              '400 0', '400 requests on 40 concurrent streams, none failed');
     ok t_cmp(($out =~ /\((\d+)\) data/)[0] // 0, 400 * 50000, 'every body byte arrived');
+}
+
+# A backend that fails after the head went out: the HTTP/2 client sees that
+# stream reset (RST_STREAM), never a short body ended as if complete, and a
+# stream running beside it on the same connection completes.  nghttp shows
+# the frames (curl 7.88 refuses to reuse a connection after a reset stream).
+sub h2_frames {
+    my @urls = @_;
+    my (%path, %rst, %end, %bytes, $goaway, $cur);
+    for (`/usr/bin/nghttp -nv -t 20 @urls 2>&1`) {
+        if (/send HEADERS frame <.*stream_id=(\d+)>/) { $cur = $1 }
+        elsif (/^\s+:path: (\S+)/ && defined $cur) { $path{$cur} = $1 }
+        elsif (/recv RST_STREAM frame <.*stream_id=(\d+)>/) { $rst{$1} = 1 }
+        elsif (/recv DATA frame <length=(\d+), flags=0x(\w+), stream_id=(\d+)>/) {
+            $bytes{$3} += $1;
+            $end{$3} = 1 if hex($2) & 1;
+        }
+        elsif (/recv GOAWAY/) { $goaway = 1 }
+    }
+    my %by_path;
+    for my $id (keys %path) {
+        $by_path{$path{$id}} = ($rst{$id} ? 'reset' : $end{$id} ? 'complete' : 'open')
+            . ' ' . ($bytes{$id} // 0);
+    }
+    $by_path{goaway} = $goaway ? 1 : 0;
+    return \%by_path;
+}
+SKIP: {
+    skip 'nghttp (nghttp2-client) not installed', 4 unless -x '/usr/bin/nghttp';
+    for my $case (['length', "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789"],
+                  ['chunked', "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              . "a\r\n0123456789\r\n"]) {
+        my ($what, $reply) = @$case;
+        my $be = raw_backend({ reply => $reply });
+        my $f = h2_frames("$base/raw/cut", "$base/be/after?gen=5000");
+        $be->stop;
+        # The 10 bytes may still sit in httpd's buffers when the reset comes.
+        ok t_cmp($f->{'/raw/cut'} // 'no stream', qr/^reset (0|10)$/,
+                 "$what body cut by the backend: at most its 10 bytes, then the stream is reset");
+        ok t_cmp(($f->{'/be/after?gen=5000'} // 'no stream') . " goaway $f->{goaway}",
+                 'complete 5000 goaway 0', "$what: the stream beside it completes");
+    }
 }
