@@ -8,7 +8,7 @@ use Apache::TestUtil;
 use RProxyTest;
 use Time::HiRes qw(time);
 
-plan tests => 27;
+plan tests => 31;
 
 sub outstanding_zero {
     my $what = shift;
@@ -55,6 +55,27 @@ for my $chunked (0, 1) {
     ok t_cmp($took < 3.5 ? 1 : 0, 1, sprintf('504 came after the timeout (%.1fs)', $took));
     logged($mark, qr/rproxy:error.*timed out/, 'timeout');
     outstanding_zero('timeout');
+}
+
+# A backend that takes the request head but never reads its body: once the
+# socket buffers between them are full, the body write waits RProxyTimeout
+# (2 s on /raw/) and the client gets 504 rather than waiting on.  48 MiB is
+# far more than loopback socket buffers hold.
+{
+    my $be = raw_backend({ no_read => 1, delay => 8 });
+    my $mark = error_log_mark();
+    my $size = 48 * 1024 * 1024;
+    my $t0 = time;
+    my ($data) = raw_exchange("POST /raw/upload HTTP/1.1\r\nHost: x\r\n"
+                              . "Content-Length: $size\r\n\r\n" . ('x' x $size),
+                              timeout => 20);
+    my $took = time - $t0;
+    $be->stop;
+    my $status = parse_response($data)->{status};
+    ok t_cmp($status // 'no response', 504, 'a backend that never reads the body: 504');
+    ok t_cmp($took < 7 ? 1 : 0, 1, sprintf('504 without waiting for the backend (%.1fs)', $took));
+    logged($mark, qr/rproxy:error.*backend read nothing for 2 s/, 'body write timeout');
+    outstanding_zero('body write timeout');
 }
 
 # Backend answers garbage: 502.
