@@ -16,7 +16,7 @@ HDRS     = mod_rproxy.h rproxy.h rproxy_parse.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
 DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl \
-                  nghttp2-client python3-websockets
+                  nghttp2-client python3-websockets openssl
 
 .PHONY: all deps install test test-asan test-valgrind run stop clean
 

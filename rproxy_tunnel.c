@@ -10,13 +10,15 @@
  * RProxyTimeout.
  *
  * The client side goes through the connection's filters, so the tunnel
- * works over TLS too; the backend side is the plain socket.
+ * works over TLS too (where a backend's half-close ends the tunnel: mod_ssl
+ * has no half-close); the backend side is the plain socket.
  */
 #include "rproxy.h"
 #include "http_connection.h"
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "http_ssl.h"
 #include "apr_poll.h"
 #include "apr_strings.h"
 #include "util_filter.h"
@@ -130,16 +132,16 @@ static apr_status_t send_pending(tunnel *t)
     return rv;
 }
 
-/* Takes one buffer's worth of what the client sent and hands it to the
- * backend; *full tells whether httpd may have read more already. */
-static apr_status_t pump_up_once(tunnel *t, int *full)
+/* Takes up to one buffer's worth of what the client sent and hands it to
+ * the backend; *moved tells whether bytes went and more may be waiting. */
+static apr_status_t pump_up_once(tunnel *t, int *moved)
 {
     apr_size_t len = t->up.len;
     apr_status_t rv = ap_get_brigade(t->c->input_filters, t->bb,
                                      AP_MODE_READBYTES, APR_NONBLOCK_READ,
                                      t->up.len);
 
-    *full = 0;
+    *moved = 0;
     if (APR_STATUS_IS_EAGAIN(rv)) {
         apr_brigade_cleanup(t->bb);
         return APR_SUCCESS;
@@ -158,7 +160,7 @@ static apr_status_t pump_up_once(tunnel *t, int *full)
         t->pending = t->up.data;
         t->pending_len = len;
         rv = send_pending(t);
-        *full = len == t->up.len && !t->pending_len;
+        *moved = len > 0 && !t->pending_len;
         return rv;
     }
     if (APR_STATUS_IS_EOF(rv)) {
@@ -170,15 +172,17 @@ static apr_status_t pump_up_once(tunnel *t, int *full)
     return rv;
 }
 
-/* Moves what the client sent to the backend, including what httpd's input
- * filters read ahead, which no poll would announce. */
+/* Moves what the client sent to the backend until httpd's input filters
+ * have nothing more: they may hold bytes no poll of the socket announces
+ * (read ahead by the core, or TLS records mod_ssl already took off the
+ * socket), so a short read is no sign that the rest is still unread. */
 static apr_status_t pump_up(tunnel *t)
 {
     apr_status_t rv = APR_SUCCESS;
-    int full = 1;
+    int moved = 1;
 
-    while (rv == APR_SUCCESS && full && t->client_open && !t->pending_len) {
-        rv = pump_up_once(t, &full);
+    while (rv == APR_SUCCESS && moved && t->client_open && !t->pending_len) {
+        rv = pump_up_once(t, &moved);
     }
     return rv;
 }
@@ -200,9 +204,18 @@ static apr_status_t pump_down(tunnel *t)
         return APR_SUCCESS;
     }
     if (rv == APR_EOF || rv == APR_SUCCESS) {
+        /* The backend is done sending; to_client flushed all it sent.  Not
+         * ap_flush_conn(): its EOC bucket makes mod_ssl free the TLS state
+         * that reading the client still uses.  A TLS connection cannot be
+         * half-closed under mod_ssl, so there the tunnel ends; a plain one
+         * passes the half-close on. */
         t->backend_open = 0;
-        ap_flush_conn(t->c);
-        apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE);
+        if (ap_ssl_conn_is_ssl(t->c)) {
+            t->client_open = 0;
+        }
+        else {
+            apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE);
+        }
         return APR_SUCCESS;
     }
     return rv;
