@@ -18,7 +18,13 @@
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "ap_mmn.h"
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 102)    /* 2.4.47 */
 #include "http_ssl.h"
+#define conn_is_tls(c) ap_ssl_conn_is_ssl(c)
+#else
+#define conn_is_tls(c) 0     /* older httpd: a raw half-close under TLS */
+#endif
 #include "apr_poll.h"
 #include "apr_strings.h"
 #include "util_filter.h"
@@ -210,7 +216,7 @@ static apr_status_t pump_down(tunnel *t)
          * half-closed under mod_ssl, so there the tunnel ends; a plain one
          * passes the half-close on. */
         t->backend_open = 0;
-        if (ap_ssl_conn_is_ssl(t->c)) {
+        if (conn_is_tls(t->c)) {
             t->client_open = 0;
         }
         else {
