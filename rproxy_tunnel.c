@@ -93,6 +93,8 @@ typedef struct {
     int client_open, backend_open; /* their read sides */
     int shut_backend;           /* client half-closed: pass it on once
                                  * pending is sent */
+    int more_up;                /* pump_up stopped with bytes maybe still
+                                 * in httpd's input filters */
     apr_off_t bytes_up, bytes_down;
 } tunnel;
 
@@ -181,15 +183,23 @@ static apr_status_t pump_up_once(tunnel *t, int *moved)
 /* Moves what the client sent to the backend until httpd's input filters
  * have nothing more: they may hold bytes no poll of the socket announces
  * (read ahead by the core, or TLS records mod_ssl already took off the
- * socket), so a short read is no sign that the rest is still unread. */
+ * socket), so a short read is no sign that the rest is still unread.  At
+ * most UP_BURST reads at a time, so a client that never pauses cannot keep
+ * the backend's bytes from moving the other way; t->more_up then asks the
+ * loop to come back without waiting. */
+#define UP_BURST 8
+
 static apr_status_t pump_up(tunnel *t)
 {
     apr_status_t rv = APR_SUCCESS;
-    int moved = 1;
+    int moved = 1, reads = 0;
 
-    while (rv == APR_SUCCESS && moved && t->client_open && !t->pending_len) {
+    while (rv == APR_SUCCESS && moved && t->client_open && !t->pending_len
+           && reads++ < UP_BURST) {
         rv = pump_up_once(t, &moved);
     }
+    t->more_up = rv == APR_SUCCESS && moved && t->client_open
+                 && !t->pending_len;
     return rv;
 }
 
@@ -279,10 +289,20 @@ static apr_status_t run_tunnel(tunnel *t)
         arm(ps, &cfd, t->client_open && !t->pending_len ? APR_POLLIN : 0);
         arm(ps, &bfd, (t->backend_open ? APR_POLLIN : 0)
                       | (t->pending_len ? APR_POLLOUT : 0));
-        rv = apr_pollset_poll(ps, x->timeout, &n, &ready);
+        rv = apr_pollset_poll(ps, t->more_up ? 0 : x->timeout, &n, &ready);
         if (APR_STATUS_IS_EINTR(rv)) {
             rv = APR_SUCCESS;
             continue;
+        }
+        if (t->more_up) {
+            /* Only a look at the backend: the client's read goes on. */
+            if (APR_STATUS_IS_TIMEUP(rv)) {
+                rv = APR_SUCCESS;
+                n = 0;
+            }
+            if (rv == APR_SUCCESS) {
+                rv = pump_up(t);
+            }
         }
         for (i = 0; rv == APR_SUCCESS && i < n; i++) {
             apr_int16_t ev = ready[i].rtnevents;
