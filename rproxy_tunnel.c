@@ -19,7 +19,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "ap_mmn.h"
-#if AP_MODULE_MAGIC_AT_LEAST(20120211, 102)    /* 2.4.47 */
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 104)    /* http_ssl.h, 2.4.47 */
 #include "http_ssl.h"
 #define conn_is_tls(c) ap_ssl_conn_is_ssl(c)
 #else
@@ -95,6 +95,7 @@ typedef struct {
                                  * pending is sent */
     int more_up;                /* pump_up stopped with bytes maybe still
                                  * in httpd's input filters */
+    int end_tls;                /* the backend finished a TLS tunnel */
     apr_off_t bytes_up, bytes_down;
 } tunnel;
 
@@ -220,14 +221,15 @@ static apr_status_t pump_down(tunnel *t)
         return APR_SUCCESS;
     }
     if (rv == APR_EOF || rv == APR_SUCCESS) {
-        /* The backend is done sending; to_client flushed all it sent.  Not
-         * ap_flush_conn(): its EOC bucket makes mod_ssl free the TLS state
-         * that reading the client still uses.  A TLS connection cannot be
-         * half-closed under mod_ssl, so there the tunnel ends; a plain one
-         * passes the half-close on. */
+        /* The backend is done sending; to_client flushed all it sent.  No
+         * ap_flush_conn() here: its EOC bucket makes mod_ssl free the TLS
+         * state that reading the client still uses.  A TLS connection
+         * cannot be half-closed under mod_ssl, so there the tunnel ends
+         * (end_tls_client); a plain one passes the half-close on. */
         t->backend_open = 0;
         if (conn_is_tls(t->c)) {
             t->client_open = 0;
+            t->end_tls = 1;
         }
         else {
             apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE);
@@ -285,6 +287,7 @@ static apr_status_t run_tunnel(tunnel *t)
            && (t->client_open || t->backend_open || t->pending_len)) {
         const apr_pollfd_t *ready;
         apr_int32_t n, i;
+        int up_done;
 
         arm(ps, &cfd, t->client_open && !t->pending_len ? APR_POLLIN : 0);
         arm(ps, &bfd, (t->backend_open ? APR_POLLIN : 0)
@@ -294,7 +297,8 @@ static apr_status_t run_tunnel(tunnel *t)
             rv = APR_SUCCESS;
             continue;
         }
-        if (t->more_up) {
+        up_done = t->more_up;
+        if (up_done) {
             /* Only a look at the backend: the client's read goes on. */
             if (APR_STATUS_IS_TIMEUP(rv)) {
                 rv = APR_SUCCESS;
@@ -307,7 +311,9 @@ static apr_status_t run_tunnel(tunnel *t)
         for (i = 0; rv == APR_SUCCESS && i < n; i++) {
             apr_int16_t ev = ready[i].rtnevents;
             if (ready[i].client_data == &cfd) {
-                rv = pump_up(t);
+                if (!up_done) {
+                    rv = pump_up(t);
+                }
                 continue;
             }
             if (t->pending_len && (ev & (APR_POLLOUT | APR_POLLERR))) {
@@ -323,6 +329,33 @@ static apr_status_t run_tunnel(tunnel *t)
         }
     }
     return rv;
+}
+
+/* The backend finished a TLS tunnel.  All it sent is written (to_client
+ * flushes), but may still wait in the socket's send queue for a slow
+ * client; closing the socket while the client's bytes lie unread would
+ * reset the connection and destroy that tail.  So, as httpd's lingering
+ * close does: close_notify (the EOC bucket: mod_ssl's TLS state is done
+ * with after it), FIN, then read and drop what the client still sends
+ * until it closes, SECONDS_TO_LINGER per read, MAX_SECS_TO_LINGER in all.
+ * (Its bytes cannot reach the backend any more: mod_ssl cannot half-close.) */
+#define SECONDS_TO_LINGER   2
+#define MAX_SECS_TO_LINGER  30
+
+static void end_tls_client(tunnel *t)
+{
+    apr_time_t give_up = apr_time_now() + apr_time_from_sec(MAX_SECS_TO_LINGER);
+    apr_status_t rv;
+
+    ap_flush_conn(t->c);
+    if (apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE) != APR_SUCCESS) {
+        return;
+    }
+    apr_socket_timeout_set(t->client, apr_time_from_sec(SECONDS_TO_LINGER));
+    do {
+        apr_size_t len = t->up.len;
+        rv = apr_socket_recv(t->client, t->up.data, &len);
+    } while (rv == APR_SUCCESS && apr_time_now() < give_up);
 }
 
 /* Sends the 101 on and tunnels until either side ends; OK or a logged
@@ -359,6 +392,9 @@ int rproxy_tunnel(rproxy_exchange *x, apr_table_t *headers_101)
     ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
     rproxy_buf_get(&t.up, r, x->dc, x->sc);
     rv = run_tunnel(&t);
+    if (t.end_tls) {
+        end_tls_client(&t);     /* even if pending bytes failed after */
+    }
     rproxy_buf_put(&t.up);
 
     c->keepalive = AP_CONN_CLOSE;
