@@ -40,6 +40,19 @@ sub closed_event {
     return $ev || {};
 }
 
+# The echo scenario's messages, each back byte-exact with its frame type,
+# and the 100 pipelined ones in order: 6 checks, named with $label.
+sub messages_echoed {
+    my ($r, $label) = @_;
+    for my $m (qw(text binary empty_binary big_binary big_text)) {
+        my $c = $r->{$m} || {};
+        ok t_cmp($c->{same} && $c->{type_kept} ? 1 : 0, 1,
+                 "$label$m message (" . ($c->{sent} // '?') . " bytes/chars) echoed exactly, same frame type");
+    }
+    ok t_cmp(($r->{pipelined} || {})->{same} ? 1 : 0, 1,
+             "${label}100 messages in flight at once, all back in order");
+}
+
 # Messages both ways, byte-exact, then a close the client starts.
 {
     my $r = ws_client('echo', "$base/ws/echo");
@@ -49,13 +62,7 @@ sub closed_event {
     ok t_cmp($r->{subprotocol} // '', 'echo.v1', 'subprotocol negotiated through the proxy');
     ok t_cmp(join(',', @{ $r->{extensions} || [] }), 'permessage-deflate',
              'and the permessage-deflate extension');
-    for my $m (qw(text binary empty_binary big_binary big_text)) {
-        my $c = $r->{$m} || {};
-        ok t_cmp($c->{same} && $c->{type_kept} ? 1 : 0, 1,
-                 "$m message (" . ($c->{sent} // '?') . " bytes/chars) echoed exactly, same frame type");
-    }
-    ok t_cmp(($r->{pipelined} || {})->{same} ? 1 : 0, 1,
-             '100 messages in flight at once, all back in order');
+    messages_echoed($r, '');
     my $close = $r->{close} || {};
     ok t_cmp($close->{code}, 1000, "client's close: the server answered 1000");
     ok t_cmp($close->{reason}, 'done', 'with the reason echoed');
@@ -78,13 +85,7 @@ SKIP: {
     t_debug(show($r));
     ok t_cmp($r->{error} // 'none', 'none', 'wss: echo session ran: ' . ($r->{message} // ''))
         or explain(show($r));
-    for my $m (qw(text binary empty_binary big_binary big_text)) {
-        my $c = $r->{$m} || {};
-        ok t_cmp($c->{same} && $c->{type_kept} ? 1 : 0, 1,
-                 "wss: $m message (" . ($c->{sent} // '?') . " bytes/chars) echoed exactly");
-    }
-    ok t_cmp(($r->{pipelined} || {})->{same} ? 1 : 0, 1,
-             'wss: 100 messages in flight at once, all back in order');
+    messages_echoed($r, 'wss: ');
     ok t_cmp(($r->{close} || {})->{code}, 1000, "wss: client's close answered 1000");
 
     # The backend closes first.  That once ended the TLS state under the
