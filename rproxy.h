@@ -128,6 +128,7 @@ typedef struct {
                                  * out: an error, though the status is OK */
     int idempotent;             /* may be retried on a fresh connection */
     int body_started;           /* client body reading began: no retry */
+    int expect_continue;        /* the backend is asked for a 100 */
     apr_status_t send_failed;   /* writing to the backend failed */
     const char *phase;          /* for log lines */
     struct rproxy_response *resp; /* rproxy_response.c's state */

@@ -438,7 +438,11 @@ static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
     if (has_token(apr_table_get(r->headers_in, "TE"), "trailers")) {
         put_header(&w, "TE", "trailers");
     }
-    if (bf != BODY_NONE && x->r->expecting_100) {
+    /* Only for content (RFC 9110 10.1.1): "Content-Length: 0" has none,
+     * and a backend waiting for it would cost the one-second wait. */
+    x->expect_continue = bf != BODY_NONE && r->expecting_100
+                         && !(bf == BODY_LENGTH && !strcmp(cl, "0"));
+    if (x->expect_continue) {
         put_header(&w, "Expect", "100-continue");
     }
     if (bf == BODY_LENGTH) {
@@ -597,7 +601,7 @@ int rproxy_send_request(rproxy_exchange *x)
     if (x->framing == BODY_NONE) {
         return OK;
     }
-    if (x->r->expecting_100) {
+    if (x->expect_continue) {
         status = rproxy_await_continue(x);
         if (status == RPROXY_FINAL) {
             /* The backend decided without the body: it never leaves the

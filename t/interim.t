@@ -10,7 +10,7 @@ use IO::Select;
 use RProxyTest;
 use Time::HiRes qw(time);
 
-plan tests => 13;
+plan tests => 15;
 
 my $final = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 my $hints = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
@@ -116,4 +116,19 @@ sub continue_backend {
     ok t_cmp(($req // '') =~ /^Expect: 100-continue\r$/mi ? 1 : 0, 1,
              'Expect forwarded to the backend');
     ok t_cmp(($req // '') =~ /\r\n\r\nabcd\z/ ? 1 : 0, 1, 'body reached the quiet backend');
+}
+
+# "Expect: 100-continue" with "Content-Length: 0": there is no content to
+# wait for, so the backend is not asked for a 100 (RFC 9110 10.1.1: a client
+# must not send the expectation without content), and answers at once.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 204 No Content\r\n\r\n" });
+    my ($data) = raw_exchange("POST /raw/empty HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+                              . "Expect: 100-continue\r\nContent-Length: 0\r\n\r\n");
+    my ($req) = $be->requests;
+    $be->stop;
+    ok t_cmp(($data =~ /^HTTP\/1\.1 (\d+)/m)[0], 204, 'empty body with Expect: answered');
+    ok t_cmp(($req // '') =~ /^Expect:/mi ? 'Expect sent' : ($req // '') =~ /^Content-Length: 0\r$/mi
+             ? 'no Expect, Content-Length: 0' : 'neither', 'no Expect, Content-Length: 0',
+             'no 100-continue expectation for a zero-length body');
 }
