@@ -667,7 +667,12 @@ static int finish(response *rs)
         rv = pass(rs, 0);
     }
     if (rv != APR_SUCCESS) {
-        rs->x->reusable = 0;
+        /* The client left as the last bytes went.  The backend's response
+         * was read to its end, so its connection is as good as ever. */
+        RPROXY_COUNT(client_aborts);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, rs->x->r,
+                      "rproxy: %s: client went away at the end of the "
+                      "response", rs->x->dc->target->url);
     }
     return OK;
 }
