@@ -53,7 +53,7 @@ sub curl {
 
 # Many concurrent streams on one connection (h2load, from nghttp2-client).
 SKIP: {
-    skip 'h2load (nghttp2-client) not installed', 2 unless -x '/usr/bin/h2load';
+    skip_rest('h2load (nghttp2-client) not installed', 2) unless -x '/usr/bin/h2load';
     my $out = `/usr/bin/h2load -n 400 -c 1 -m 40 '$base/be/p?gen=50000' 2>&1`;
     ok t_cmp(($out =~ /^requests: .* (\d+) succeeded, (\d+) failed/m) ? "$1 $2" : $out,
              '400 0', '400 requests on 40 concurrent streams, none failed');
@@ -86,7 +86,7 @@ sub h2_frames {
     return \%by_path;
 }
 SKIP: {
-    skip 'nghttp (nghttp2-client) not installed', 4 unless -x '/usr/bin/nghttp';
+    skip_rest('nghttp (nghttp2-client) not installed', 4) unless -x '/usr/bin/nghttp';
     for my $case (['length', "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789"],
                   ['chunked', "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                               . "a\r\n0123456789\r\n"]) {

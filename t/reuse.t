@@ -72,7 +72,7 @@ plan tests => 9;
 # and the last bytes, read 0.3 s later with the end of the body, fail to go
 # out (a streamed response is flushed at every read).
 SKIP: {
-    skip 'prefork: the next request may reach another process', 1
+    skip_rest('prefork: the next request may reach another process', 1)
         if ($ENV{RPROXY_TEST_MPM} // '') eq 'prefork';
     my $be = raw_backend(
         { keep => 1, reply => sub {

@@ -79,7 +79,7 @@ sub messages_echoed {
 # over one 16 KiB record until RProxyTimeout).
 SKIP: {
     my $tls_port = Apache::Test::vars('rproxy_tls_port');
-    skip 'no TLS virtual host (t/TEST.PL makes its certificate with openssl)', 14
+    skip_rest('no TLS virtual host (t/TEST.PL makes its certificate with openssl)', 14)
         unless $tls_port && -e Apache::Test::vars('t_dir') . '/conf/tls/cert.pem';
     my $r = ws_client('echo', "wss://127.0.0.1:$tls_port/ws/echo", 'plain');
     t_debug(show($r));

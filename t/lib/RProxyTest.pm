@@ -15,11 +15,21 @@ use Apache::TestRequest ();
 
 our @EXPORT = qw(proxy_port conf_define pattern raw_exchange parse_response
                  http_request counters error_log_mark error_log_since
-                 raw_backend wait_for session);
+                 raw_backend wait_for session skip_rest);
 
 our $TOP = Apache::Test::vars('t_dir');
 
 sub proxy_port { Apache::Test::vars('port') }
+
+# Leaves the enclosing SKIP: { ... } block, its $n tests counted as
+# skipped.  (Apache::Test's own skip() is Test.pm's: it counts one test,
+# whatever number follows the reason, and carries on with the block.)
+sub skip_rest {
+    my ($why, $n) = @_;
+    Test::skip($why) for 1 .. $n;
+    no warnings 'exiting';
+    last SKIP;
+}
 
 # A "Define NAME value" from the generated test-server config files.
 sub conf_define {
