@@ -68,7 +68,7 @@ test-asan: deps
 # browser, HTTP/2 load) are left out: valgrind slows the server too much.
 VALGRIND_TESTS ?= t/pool.t t/join.t t/errors.t t/bodies.t t/strict.t \
                   t/headers.t t/trailers.t t/reuse.t t/review.t t/client.t \
-                  t/status.t t/interim.t t/upgrade.t
+                  t/status.t t/interim.t t/upgrade.t t/tls.t t/websocket.t
 test-valgrind: deps
 	$(MAKE) all
 	@command -v valgrind >/dev/null || { echo "install valgrind first" >&2; exit 1; }
