@@ -30,11 +30,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
 . "$here/servers.sh"
-httpd=${APACHE2:-/usr/sbin/apache2}
-nginx=${NGINX:-/usr/sbin/nginx}
-python=${PYTHON:-/usr/bin/python3}
-moddir=/usr/lib/apache2/modules
-module=$top/.libs/mod_rproxy.so
 mode=${BENCH_MODE:-quick}
 port0=${BENCH_PORT:-18480}
 

@@ -1,7 +1,15 @@
 # bench/servers.sh - sourced by bench/run.sh and soak/lib.sh: the helpers
 # that fill config templates and start, wait for and stop the servers they
 # run.  The caller provides the arrays pid[] and port[] (by server name)
-# and $work (configs and logs, one directory per server).
+# and $work (configs and logs, one directory per server), and sets $top (the
+# checkout) before sourcing.
+
+# The programs and files the drivers run (APACHE2, NGINX, PYTHON override).
+httpd=${APACHE2:-/usr/sbin/apache2}
+nginx=${NGINX:-/usr/sbin/nginx}
+python=${PYTHON:-/usr/bin/python3}
+moddir=/usr/lib/apache2/modules
+module=$top/.libs/mod_rproxy.so
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 say() { printf '[%3ds] %s\n' "$SECONDS" "$*" >&2; }

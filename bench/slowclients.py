@@ -24,37 +24,17 @@ import socket
 import sys
 import time
 
+from status import descendants         # bench/status.py, next to this file
+
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 TICK = 0.05                     # how often the readers catch up
 SAMPLE = 0.1                    # how often RSS is sampled
 
 
-def tree_pids(root):
-    """root and all its descendants."""
-    parent = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        parent[int(name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-    pids, frontier = {root}, [root]
-    while frontier:
-        p = frontier.pop()
-        for kid, pp in parent.items():
-            if pp == p and kid not in pids:
-                pids.add(kid)
-                frontier.append(kid)
-    return pids
-
-
 def tree_rss_kb(root):
     """Summed RSS in KiB of root and all its descendants."""
     total = 0
-    for p in tree_pids(root):
+    for p in descendants(root):
         try:
             with open("/proc/%d/statm" % p) as f:
                 total += int(f.read().split()[1]) * PAGE_KB
@@ -70,7 +50,7 @@ def tree_stack_kb(root):
     stacks after the run minus stacks when idle is what the threads that
     served the slow clients added."""
     total = 0
-    for p in tree_pids(root):
+    for p in descendants(root):
         try:
             with open("/proc/%d/smaps" % p) as f:
                 anon = size = 0

@@ -18,9 +18,10 @@ MAX_ATTEMPTS = 400
 MAX_SECONDS = 10.0
 
 
-def children(ppid):
-    """Pids whose parent is ppid, from /proc."""
-    kids = set()
+def descendants(root):
+    """root and every process below it, from one pass over /proc (also
+    used by slowclients.py)."""
+    parent = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -30,10 +31,15 @@ def children(ppid):
         except OSError:
             continue
         # The command name is in parentheses and may hold spaces.
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == ppid:
-            kids.add(int(name))
-    return kids
+        parent[int(name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    pids, frontier = {root}, [root]
+    while frontier:
+        p = frontier.pop()
+        for kid, pp in parent.items():
+            if pp == p and kid not in pids:
+                pids.add(kid)
+                frontier.append(kid)
+    return pids
 
 
 def fetch(port):
@@ -59,7 +65,7 @@ def fetch(port):
 
 def main():
     port, ppid = int(sys.argv[1]), int(sys.argv[2])
-    want = children(ppid)
+    want = descendants(ppid) - {ppid}   # httpd's children have no children
     if not want:
         sys.exit("status.py: process %d has no children" % ppid)
     seen = {}

@@ -24,26 +24,22 @@ backend_pidfile=$rundir/live_backend.pid
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 
-# Sets $pid when our demo httpd is alive.  The pid file alone is not trusted:
-# after a crash or reboot its pid may belong to some other process.
-demo_running() {
-    [ -r "$pidfile" ] || return 1
-    pid=$(cat "$pidfile")
-    case $pid in ''|*[!0-9]*) return 1 ;; esac
-    kill -0 "$pid" 2>/dev/null || return 1
-    [ ! -r "/proc/$pid/cmdline" ] ||
-        tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$conf"
+# alive_from PIDFILE WORD: prints the pid in PIDFILE if that process is
+# alive and its command line names WORD.  The pid file alone is not
+# trusted: after a crash or reboot its pid may belong to some other process.
+alive_from() {
+    [ -r "$1" ] || return 1
+    _pid=$(cat "$1")
+    case $_pid in ''|*[!0-9]*) return 1 ;; esac
+    kill -0 "$_pid" 2>/dev/null || return 1
+    [ ! -r "/proc/$_pid/cmdline" ] ||
+        tr '\0' ' ' <"/proc/$_pid/cmdline" | grep -qF -- "$2" || return 1
+    echo "$_pid"
 }
 
-# Sets $bpid when our live page backend is alive (same care as above).
-backend_running() {
-    [ -r "$backend_pidfile" ] || return 1
-    bpid=$(cat "$backend_pidfile")
-    case $bpid in ''|*[!0-9]*) return 1 ;; esac
-    kill -0 "$bpid" 2>/dev/null || return 1
-    [ ! -r "/proc/$bpid/cmdline" ] ||
-        tr '\0' ' ' <"/proc/$bpid/cmdline" | grep -qF -- "$backend"
-}
+# Set $pid / $bpid when our demo httpd / live page backend is alive.
+demo_running() { pid=$(alive_from "$pidfile" "$conf"); }
+backend_running() { bpid=$(alive_from "$backend_pidfile" "$backend"); }
 
 stop_backend() {
     if backend_running; then
