@@ -365,22 +365,6 @@ static const command_rec rproxy_cmds[] = {
 
 /* ---- the handler ---- */
 
-int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
-                const char *fmt, ...)
-{
-    va_list ap;
-    const char *msg;
-
-    va_start(ap, fmt);
-    msg = apr_pvsprintf(x->r->pool, fmt, ap);
-    va_end(ap);
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r,
-                  "rproxy: %s: %s: %s%s", x->dc->target->url, x->phase, msg,
-                  x->head_sent ? " (after the response head was sent; "
-                                 "aborting the client connection)" : "");
-    return status;
-}
-
 /* A request that may be sent twice (RFC 9110 9.2.2): a reused connection
  * that dies before answering gets it again on a fresh one. */
 static int is_idempotent(request_rec *r)
@@ -394,35 +378,78 @@ static int is_idempotent(request_rec *r)
     }
 }
 
-/* One attempt: connect (or reuse), send the request, relay the response. */
-static int attempt(rproxy_exchange *x)
+/* Phase one: a connection to the backend, kept alive or new. */
+static int connect_backend(rproxy_exchange *x)
 {
-    request_rec *r = x->r;
     apr_status_t rv;
-    int status;
 
     x->phase = "connecting";
     x->started = apr_time_now();
     rv = rproxy_conn_open(&x->conn, x->dc->target,
                           x->dc->connect_timeout > 0 ? x->dc->connect_timeout
                                                      : DEFAULT_CONNECT_TIMEOUT,
-                          r);
+                          x->r);
     if (rv != APR_SUCCESS) {
         x->conn = NULL;
         return rproxy_fail(x, HTTP_BAD_GATEWAY, rv, "cannot connect to %s",
                            x->dc->target->key);
     }
     apr_socket_timeout_set(x->conn->sock, x->timeout);
-    apr_table_setn(r->notes, "rproxy-reused", x->conn->reused ? "1" : "0");
+    apr_table_setn(x->r->notes, "rproxy-reused", x->conn->reused ? "1" : "0");
     x->reusable = 1;
     x->got_bytes = 0;
     x->send_failed = APR_SUCCESS;
-    rproxy_reader_start(x);
     x->resp = NULL;
-    status = rproxy_send_request(x);
-    if (status == OK) {
-        status = rproxy_relay_response(x);
+    x->switched = NULL;
+    rproxy_reader_start(x);
+    return OK;
+}
+
+/* One attempt, phase by phase, as mod_proxy_http's handler reads.  A write
+ * to the backend that fails skips ahead to reading the response: the
+ * backend may have answered early (a 413, say) and closed. */
+static int attempt(rproxy_exchange *x)
+{
+    int status, body = x->framing != RPROXY_BODY_NONE;
+
+    /* Phase one: connect. */
+    status = connect_backend(x);
+    if (status != OK) {
+        return status;
     }
+
+    /* Phase two: the request head, built once before the first attempt. */
+    status = rproxy_send_head(x);
+
+    /* Phase three: under Expect: 100-continue, the backend's word on the
+     * body.  A final status instead means the body never leaves the
+     * client, so neither connection can carry another request. */
+    if (status == OK && body && x->expect_continue && !x->send_failed) {
+        status = rproxy_await_continue(x);
+        if (status == RPROXY_FINAL) {
+            x->r->expecting_100 = 0;
+            x->r->connection->keepalive = AP_CONN_CLOSE;
+            x->reusable = 0;
+            body = 0;
+            status = OK;
+        }
+    }
+
+    /* Phase four: the request body, streamed through the pooled buffer. */
+    if (status == OK && body && !x->send_failed) {
+        status = rproxy_send_body(x);
+    }
+
+    /* Phase five: the response head; 1xx responses go on to the client. */
+    if (status == OK) {
+        status = rproxy_read_response_head(x);
+    }
+
+    /* Phase six: the response, or after a 101 the tunnel. */
+    if (status == OK) {
+        status = x->switched ? rproxy_tunnel(x) : rproxy_relay_response(x);
+    }
+
     rproxy_conn_release(x->conn, x->reusable && status == OK);
     x->conn = NULL;
     return status;

@@ -51,7 +51,7 @@ static free_list *free_list_for(apr_size_t size)
     return fl;
 }
 
-static char *apr_pool_get(server_rec *s, apr_size_t *len)
+static char *apr_buffers_get(server_rec *s, apr_size_t *len)
 {
     const rproxy_server_conf *sc =
         ap_get_module_config(s->module_config, &rproxy_module);
@@ -76,7 +76,7 @@ static char *apr_pool_get(server_rec *s, apr_size_t *len)
     return buf;
 }
 
-static void apr_pool_put(server_rec *s, char *buf, apr_size_t len)
+static void apr_buffers_put(server_rec *s, char *buf, apr_size_t len)
 {
     free_list *fl;
 
@@ -102,7 +102,7 @@ static void none_pool_put(server_rec *s, char *buf, apr_size_t len)
                  "(%pp, %" APR_SIZE_T_FMT " bytes)", (void *)buf, len);
 }
 
-const rproxy_buffer_pool rproxy_apr_pool = { apr_pool_get, apr_pool_put };
+const rproxy_buffer_pool rproxy_apr_pool = { apr_buffers_get, apr_buffers_put };
 const rproxy_buffer_pool rproxy_none_pool = { none_pool_get, none_pool_put };
 
 /* Takes the request's buffer from the location's pool (apr by default). */

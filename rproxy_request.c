@@ -193,62 +193,6 @@ int rproxy_build_path(request_rec *r, const rproxy_dir_conf *dc,
 
 /* ---- header block ---- */
 
-/* Never forwarded as such: hop-by-hop (RFC 9110 7.6.1) plus the headers
- * the proxy writes itself. */
-static const char *const not_forwarded[] = {
-    "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-    "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    "Host", "Content-Length", "Expect", NULL
-};
-
-static const char *const forwarded_headers[] = {
-    "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", NULL
-};
-
-int rproxy_in_list(const char *name, const char *const *list)
-{
-    for (; *list; list++) {
-        if (!strcasecmp(name, *list)) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Collects the tokens of every Connection line, lower-cased. */
-static int add_connection_tokens(void *tokens, const char *key,
-                                 const char *value)
-{
-    apr_array_header_t *arr = tokens;
-    char *copy = apr_pstrdup(arr->pool, value), *last, *tok;
-
-    (void)key;
-    for (tok = apr_strtok(copy, ", \t", &last); tok;
-         tok = apr_strtok(NULL, ", \t", &last)) {
-        ap_str_tolower(tok);
-        *(const char **)apr_array_push(arr) = tok;
-    }
-    return 1;
-}
-
-apr_array_header_t *rproxy_connection_tokens(apr_pool_t *p, apr_table_t *h)
-{
-    apr_array_header_t *tokens = apr_array_make(p, 4, sizeof(const char *));
-    apr_table_do(add_connection_tokens, tokens, h, "Connection", NULL);
-    return tokens;
-}
-
-int rproxy_is_hop_by_hop(const char *name, const apr_array_header_t *tokens)
-{
-    int i;
-    for (i = 0; i < tokens->nelts; i++) {
-        if (!strcasecmp(name, APR_ARRAY_IDX(tokens, i, const char *))) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int has_token(const char *value, const char *token)
 {
     return value && ap_find_token(NULL, value, token);
@@ -327,16 +271,17 @@ typedef struct {
 static int copy_request_header(void *data, const char *name, const char *value)
 {
     copy_ctx *ctx = data;
+    unsigned int flags = rproxy_field_flags(name);
 
     if (!valid_field(name, value)) {
         ctx->bad = 1;
         return 0;
     }
-    if (rproxy_in_list(name, not_forwarded)
-        || rproxy_is_hop_by_hop(name, ctx->tokens)) {
+    if ((flags & RPROXY_FIELD_NOT_IN_REQUEST)
+        || rproxy_connection_names(ctx->tokens, name)) {
         return 1;
     }
-    if (ctx->add_forwarded && rproxy_in_list(name, forwarded_headers)) {
+    if (ctx->add_forwarded && (flags & RPROXY_FIELD_X_FORWARDED)) {
         if (!strcasecmp(name, "X-Forwarded-For")) {
             ctx->xff = ctx->xff ? apr_pstrcat(ctx->r->pool, ctx->xff, ", ",
                                               value, NULL)
@@ -369,30 +314,62 @@ static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
 /* How the body goes to the backend.  An input filter (SetInputFilter
  * DEFLATE, say) may change the body's length, so a filtered body goes
  * chunked whatever Content-Length the client announced. */
-static body_framing client_body_framing(request_rec *r, const char **cl)
+static rproxy_body_framing client_body_framing(request_rec *r, const char **cl)
 {
     apr_off_t len;
     char *end;
 
     *cl = apr_table_get(r->headers_in, "Content-Length");
     if (apr_table_get(r->headers_in, "Transfer-Encoding")) {
-        return BODY_CHUNKED;   /* httpd accepts no other request coding */
+        return RPROXY_BODY_CHUNKED;   /* httpd accepts no other request coding */
     }
     if (!*cl) {
-        return BODY_NONE;
+        return RPROXY_BODY_NONE;
     }
     if (!apr_isdigit(**cl) || apr_strtoff(&len, *cl, &end, 10) != APR_SUCCESS
         || *end || len < 0) {
-        return BODY_INVALID;
+        return RPROXY_BODY_INVALID;
     }
     if (r->input_filters != r->proto_input_filters) {
-        return BODY_CHUNKED;
+        return RPROXY_BODY_CHUNKED;
     }
     *cl = apr_off_t_toa(r->pool, len);     /* as a number: "005" is 5 */
-    return BODY_LENGTH;
+    return RPROXY_BODY_LENGTH;
 }
 
-static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
+/* The protocol the client asks to upgrade to, if it may be forwarded:
+ * "Connection: upgrade" plus one Upgrade protocol whose name (before any
+ * "/version") RProxyAllowUpgrade allows.  h2c is never forwarded. */
+static const char *requested_upgrade(request_rec *r, const rproxy_dir_conf *dc,
+                                     const apr_array_header_t *conn_tokens)
+{
+    static const char *const websocket_only[] = { "websocket" };
+    const char *proto = apr_table_get(r->headers_in, "Upgrade");
+    const char *const *allowed = websocket_only;
+    int i, n_allowed = 1;
+    apr_size_t name_len;
+
+    if (dc->upgrades) {
+        allowed = (const char *const *)dc->upgrades->elts;
+        n_allowed = dc->upgrades->nelts;
+    }
+    if (!proto || r->proto_num != HTTP_VERSION(1, 1)
+        || !rproxy_connection_names(conn_tokens, "upgrade")
+        || ap_strchr_c(proto, ',')) {
+        return NULL;
+    }
+    name_len = strcspn(proto, "/ \t");
+    for (i = 0; i < n_allowed; i++) {
+        if (strlen(allowed[i]) == name_len
+            && !strncasecmp(proto, allowed[i], name_len)
+            && !(name_len == 3 && !strncasecmp(proto, "h2c", 3))) {
+            return proto;
+        }
+    }
+    return NULL;
+}
+
+static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing bf,
                       const char *cl, char **head, apr_size_t *len)
 {
     request_rec *r = x->r;
@@ -428,7 +405,7 @@ static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
                       "refused");
         return HTTP_BAD_REQUEST;
     }
-    x->upgrade = rproxy_requested_upgrade(r, x->dc, ctx.tokens);
+    x->upgrade = requested_upgrade(r, x->dc, ctx.tokens);
     if (x->upgrade) {
         put_header(&w, "Connection", "Upgrade");
         put_header(&w, "Upgrade", x->upgrade);
@@ -440,15 +417,15 @@ static int build_head(rproxy_exchange *x, const char *uri, body_framing bf,
     }
     /* Only for content (RFC 9110 10.1.1): "Content-Length: 0" has none,
      * and a backend waiting for it would cost the one-second wait. */
-    x->expect_continue = bf != BODY_NONE && r->expecting_100
-                         && !(bf == BODY_LENGTH && !strcmp(cl, "0"));
+    x->expect_continue = bf != RPROXY_BODY_NONE && r->expecting_100
+                         && !(bf == RPROXY_BODY_LENGTH && !strcmp(cl, "0"));
     if (x->expect_continue) {
         put_header(&w, "Expect", "100-continue");
     }
-    if (bf == BODY_LENGTH) {
+    if (bf == RPROXY_BODY_LENGTH) {
         put_header(&w, "Content-Length", cl);
     }
-    else if (bf == BODY_CHUNKED) {
+    else if (bf == RPROXY_BODY_CHUNKED) {
         put_header(&w, "Transfer-Encoding", "chunked");
     }
     if (ctx.add_forwarded) {
@@ -520,13 +497,15 @@ static apr_status_t send_body_piece(rproxy_exchange *x, apr_size_t len,
 }
 
 /* Streams the client body; on a client-side failure answers its status. */
-static int stream_body(rproxy_exchange *x, body_framing bf)
+int rproxy_send_body(rproxy_exchange *x)
 {
     request_rec *r = x->r;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool,
                                                 r->connection->bucket_alloc);
+    int chunked = x->framing == RPROXY_BODY_CHUNKED;
     int eos = 0;
 
+    x->phase = "sending request body";
     x->body_started = 1;
     while (!eos) {
         apr_size_t len;
@@ -541,7 +520,7 @@ static int stream_body(rproxy_exchange *x, body_framing bf)
                           "not be read", x->dc->target->url, x->phase);
             return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
         }
-        rv = send_body_piece(x, len, bf == BODY_CHUNKED);
+        rv = send_body_piece(x, len, chunked);
         if (APR_STATUS_IS_TIMEUP(rv)) {
             r->connection->keepalive = AP_CONN_CLOSE;
             x->reusable = 0;
@@ -558,7 +537,7 @@ static int stream_body(rproxy_exchange *x, body_framing bf)
             return OK;
         }
     }
-    if (bf == BODY_CHUNKED) {
+    if (chunked) {
         const char *last = rproxy_last_chunk(r->pool, r->trailers_in);
         apr_status_t rv = rproxy_send_all(x->conn->sock, last, strlen(last));
         if (rv != APR_SUCCESS) {
@@ -577,7 +556,7 @@ int rproxy_prepare_request(rproxy_exchange *x, const char *uri)
     const char *cl;
 
     x->framing = client_body_framing(x->r, &cl);
-    if (x->framing == BODY_INVALID) {
+    if (x->framing == RPROXY_BODY_INVALID) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
                       "rproxy: %s: invalid request Content-Length '%s'",
                       x->dc->target->url, cl);
@@ -586,35 +565,15 @@ int rproxy_prepare_request(rproxy_exchange *x, const char *uri)
     return build_head(x, uri, x->framing, cl, &x->head, &x->head_len);
 }
 
-int rproxy_send_request(rproxy_exchange *x)
+int rproxy_send_head(rproxy_exchange *x)
 {
     apr_status_t rv;
-    int status;
 
     x->phase = "sending request head";
     rv = rproxy_send_all(x->conn->sock, x->head, x->head_len);
     if (rv != APR_SUCCESS) {
         x->send_failed = rv;
         x->reusable = 0;
-        return OK;              /* reading the response tells what happened */
     }
-    if (x->framing == BODY_NONE) {
-        return OK;
-    }
-    if (x->expect_continue) {
-        status = rproxy_await_continue(x);
-        if (status == RPROXY_FINAL) {
-            /* The backend decided without the body: it never leaves the
-             * client, so neither connection can carry another request. */
-            x->r->expecting_100 = 0;
-            x->r->connection->keepalive = AP_CONN_CLOSE;
-            x->reusable = 0;
-            return OK;
-        }
-        if (status != OK) {
-            return status;
-        }
-    }
-    x->phase = "sending request body";
-    return stream_body(x, x->framing);
+    return OK;
 }

@@ -167,6 +167,27 @@ static int read_fields(response *rs, apr_table_t *t, const char *what)
 
 static void relay_interim(response *rs);
 
+/* NULL if the backend's 101 switches to the protocol asked for: a tunnel
+ * starts on nothing less (CVE-2019-17567). */
+static const char *check_switch(rproxy_exchange *x, apr_table_t *fields)
+{
+    const char *proto = apr_table_get(fields, "Upgrade");
+    apr_array_header_t *tokens;
+
+    if (!x->upgrade) {
+        return "101 Switching Protocols to a request that asked for no "
+               "upgrade";
+    }
+    tokens = rproxy_connection_tokens(x->r->pool, fields);
+    if (!proto || strcasecmp(proto, x->upgrade)
+        || !rproxy_connection_names(tokens, "upgrade")) {
+        return apr_psprintf(x->r->pool, "101 Switching Protocols to '%s', "
+                            "not the requested '%s'", proto ? proto : "",
+                            x->upgrade);
+    }
+    return NULL;
+}
+
 /* Reads response heads until a final one; each 1xx goes to the client.
  * With stop_at_interim, it returns after the first 1xx too. */
 static int read_head(response *rs, int stop_at_interim)
@@ -200,7 +221,7 @@ static int read_head(response *rs, int stop_at_interim)
             return OK;
         }
         if (rs->status == HTTP_SWITCHING_PROTOCOLS) {
-            why = rproxy_check_switch(x, rs->fields);
+            why = check_switch(x, rs->fields);
             if (why) {
                 return bad_response(rs, why);
             }
@@ -279,12 +300,6 @@ static int decide_framing(response *rs)
 
 /* ---- the head to the client ---- */
 
-static const char *const hop_by_hop[] = {
-    "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-    "Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
-    "Content-Length", NULL
-};
-
 typedef struct {
     request_rec *r;
     const apr_array_header_t *tokens;
@@ -295,8 +310,8 @@ static int copy_response_field(void *data, const char *name, const char *value)
 {
     field_copy *ctx = data;
 
-    if (rproxy_in_list(name, hop_by_hop)
-        || rproxy_is_hop_by_hop(name, ctx->tokens)) {
+    if (rproxy_field_is_hop_by_hop(name, RPROXY_FIELD_NOT_IN_RESPONSE,
+                                   ctx->tokens)) {
         return 1;
     }
     if (!strcasecmp(name, "Content-Type") && ctx->final) {
@@ -316,9 +331,6 @@ static const char *status_line(apr_pool_t *p, int status)
     return apr_psprintf(p, "%d ", status);  /* an empty reason is valid */
 }
 
-/* Sends a 1xx on to the client, hop-by-hop fields removed.  httpd's
- * ap_send_interim_response() skips HTTP/1.0 clients, and a 100 the client
- * did not ask for (or already got). */
 /* The response's fields less hop-by-hop ones, for a 1xx of ours. */
 static apr_table_t *end_to_end_fields(response *rs)
 {
@@ -335,6 +347,9 @@ static apr_table_t *end_to_end_fields(response *rs)
     return out;
 }
 
+/* Sends a 1xx on to the client, hop-by-hop fields removed.  httpd's
+ * ap_send_interim_response() skips HTTP/1.0 clients, and a 100 the client
+ * did not ask for (or already got). */
 static void relay_interim(response *rs)
 {
     request_rec *r = rs->x->r;
@@ -364,7 +379,7 @@ static void announce_trailers(response *rs)
     copy = apr_pstrdup(r->pool, announced);
     for (tok = apr_strtok(copy, ", \t", &last); tok;
          tok = apr_strtok(NULL, ", \t", &last)) {
-        if (rproxy_trailer_allowed(tok)) {
+        if (rproxy_field_allowed_in_trailer(tok)) {
             *(char **)apr_array_push(names) = tok;
         }
     }
@@ -384,8 +399,7 @@ static void set_client_head(response *rs)
     ctx.r = r;
     ctx.tokens = rproxy_connection_tokens(r->pool, rs->fields);
     ctx.final = 1;
-    if (rs->minor == 0
-        || rproxy_is_hop_by_hop("close", ctx.tokens)) {
+    if (rs->minor == 0 || rproxy_connection_names(ctx.tokens, "close")) {
         x->reusable = 0;
     }
     apr_table_do(copy_response_field, &ctx, rs->fields, NULL);
@@ -534,7 +548,7 @@ static apr_status_t relay_until_close(response *rs)
 static int keep_trailer(void *data, const char *name, const char *value)
 {
     request_rec *r = data;
-    if (rproxy_trailer_allowed(name)) {
+    if (rproxy_field_allowed_in_trailer(name)) {
         apr_table_addn(r->trailers_out, name, value);
     }
     return 1;
@@ -733,25 +747,32 @@ int rproxy_await_continue(rproxy_exchange *x)
     }
 }
 
-int rproxy_relay_response(rproxy_exchange *x)
+int rproxy_read_response_head(rproxy_exchange *x)
 {
     request_rec *r = x->r;
     response *rs = response_of(x);
     int status = rs->head_done ? OK : read_head(rs, 0);
 
-    if (status == OK) {
-        /* For LogFormat's %{rproxy-backend-time}n: microseconds from
-         * connecting to the backend's response head. */
-        apr_table_setn(r->notes, "rproxy-backend-time",
-                       apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
-                                    apr_time_now() - x->started));
+    if (status != OK) {
+        return status;
     }
-    if (status == OK && rs->status == HTTP_SWITCHING_PROTOCOLS) {
-        return rproxy_tunnel(x, end_to_end_fields(rs));
+    /* For LogFormat's %{rproxy-backend-time}n: microseconds from
+     * connecting to the backend's response head. */
+    apr_table_setn(r->notes, "rproxy-backend-time",
+                   apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
+                                apr_time_now() - x->started));
+    if (rs->status == HTTP_SWITCHING_PROTOCOLS) {
+        x->switched = end_to_end_fields(rs);
     }
-    if (status == OK) {
-        status = decide_framing(rs);
-    }
+    return OK;
+}
+
+int rproxy_relay_response(rproxy_exchange *x)
+{
+    request_rec *r = x->r;
+    response *rs = response_of(x);
+    int status = decide_framing(rs);
+
     if (status != OK) {
         return status;
     }

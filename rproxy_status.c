@@ -1,14 +1,12 @@
 /*
- * rproxy_status.c - this process's counters, and the rproxy-status page
- * that prints them as "key: value" lines, or in the Prometheus text
+ * rproxy_status.c - the rproxy-status page, which prints this process's
+ * counters as "key: value" lines, or in the Prometheus text
  * format with ?format=prometheus.
  */
 #include <unistd.h>
 
 #include "rproxy.h"
 #include "http_protocol.h"
-
-rproxy_counters rproxy_stats;
 
 typedef struct {
     const char *key;            /* the plain page's name */

@@ -16,20 +16,6 @@
 
 static ap_filter_rec_t *trailer_filter_handle;
 
-/* Names that describe framing, routing or the message as a whole, which a
- * trailer must not carry (RFC 9110 6.5.1), plus every hop-by-hop name. */
-static const char *const never_trailers[] = {
-    "Content-Length", "Transfer-Encoding", "Host", "Connection", "Keep-Alive",
-    "TE", "Trailer", "Upgrade", "Proxy-Connection", "Proxy-Authenticate",
-    "Proxy-Authorization", "Content-Type", "Content-Encoding", "Content-Range",
-    "Expect", "Cache-Control", "Authorization", "Set-Cookie", NULL
-};
-
-int rproxy_trailer_allowed(const char *name)
-{
-    return !rproxy_in_list(name, never_trailers);
-}
-
 typedef struct {
     apr_size_t len;
     char *out;                  /* NULL while measuring */
@@ -40,7 +26,7 @@ static int add_field_text(void *data, const char *name, const char *value)
     field_text *ft = data;
     apr_size_t n = strlen(name), v = strlen(value);
 
-    if (rproxy_trailer_allowed(name)) {
+    if (rproxy_field_allowed_in_trailer(name)) {
         if (ft->out) {
             memcpy(ft->out + ft->len, name, n);
             memcpy(ft->out + ft->len + n, ": ", 2);

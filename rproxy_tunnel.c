@@ -1,10 +1,10 @@
 /*
  * rproxy_tunnel.c - protocol upgrades (RFC 9110 7.8), WebSocket above all.
  *
- * The client's upgrade is offered to the backend only for protocols that
- * RProxyAllowUpgrade names, and the connections become a tunnel only after
- * the backend's 101 names the protocol that was asked for
- * (CVE-2019-17567).  The tunnel copies bytes both ways through buffers
+ * The handler comes here once the request code offered the client's
+ * upgrade (only for protocols RProxyAllowUpgrade names) and the response
+ * code accepted the backend's 101 (only for the protocol asked for,
+ * CVE-2019-17567).  The tunnel copies bytes both ways through buffers
  * from the request's buffer pool, passes a half-close on in each
  * direction, and ends both sides when either fails or nothing moved for
  * RProxyTimeout.
@@ -28,59 +28,6 @@
 #include "apr_poll.h"
 #include "apr_strings.h"
 #include "util_filter.h"
-
-/* The protocol the client asks to upgrade to, if it may be forwarded:
- * "Connection: upgrade" plus one Upgrade protocol whose name (before any
- * "/version") RProxyAllowUpgrade allows.  h2c is never forwarded. */
-const char *rproxy_requested_upgrade(request_rec *r,
-                                     const rproxy_dir_conf *dc,
-                                     const apr_array_header_t *conn_tokens)
-{
-    static const char *const websocket_only[] = { "websocket" };
-    const char *proto = apr_table_get(r->headers_in, "Upgrade");
-    const char *const *allowed = websocket_only;
-    int i, n_allowed = 1;
-    apr_size_t name_len;
-
-    if (dc->upgrades) {
-        allowed = (const char *const *)dc->upgrades->elts;
-        n_allowed = dc->upgrades->nelts;
-    }
-    if (!proto || r->proto_num != HTTP_VERSION(1, 1)
-        || !rproxy_is_hop_by_hop("upgrade", conn_tokens)
-        || ap_strchr_c(proto, ',')) {
-        return NULL;
-    }
-    name_len = strcspn(proto, "/ \t");
-    for (i = 0; i < n_allowed; i++) {
-        if (strlen(allowed[i]) == name_len
-            && !strncasecmp(proto, allowed[i], name_len)
-            && !(name_len == 3 && !strncasecmp(proto, "h2c", 3))) {
-            return proto;
-        }
-    }
-    return NULL;
-}
-
-/* NULL if the backend's 101 switches to the protocol asked for. */
-const char *rproxy_check_switch(rproxy_exchange *x, apr_table_t *fields)
-{
-    const char *proto = apr_table_get(fields, "Upgrade");
-    apr_array_header_t *tokens;
-
-    if (!x->upgrade) {
-        return "101 Switching Protocols to a request that asked for no "
-               "upgrade";
-    }
-    tokens = rproxy_connection_tokens(x->r->pool, fields);
-    if (!proto || strcasecmp(proto, x->upgrade)
-        || !rproxy_is_hop_by_hop("upgrade", tokens)) {
-        return apr_psprintf(x->r->pool, "101 Switching Protocols to '%s', "
-                            "not the requested '%s'", proto ? proto : "",
-                            x->upgrade);
-    }
-    return NULL;
-}
 
 typedef struct {
     rproxy_exchange *x;
@@ -360,7 +307,7 @@ static void end_tls_client(tunnel *t)
 
 /* Sends the 101 on and tunnels until either side ends; OK or a logged
  * failure (the client connection is closed either way). */
-int rproxy_tunnel(rproxy_exchange *x, apr_table_t *headers_101)
+int rproxy_tunnel(rproxy_exchange *x)
 {
     request_rec *r = x->r;
     conn_rec *c = r->connection;
@@ -378,7 +325,7 @@ int rproxy_tunnel(rproxy_exchange *x, apr_table_t *headers_101)
     x->reusable = 0;
     x->phase = "tunnelling";
 
-    r->headers_out = headers_101;
+    r->headers_out = x->switched;
     apr_table_setn(r->headers_out, "Connection", "Upgrade");
     apr_table_setn(r->headers_out, "Upgrade", x->upgrade);
     r->status = HTTP_SWITCHING_PROTOCOLS;

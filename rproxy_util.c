@@ -1,0 +1,26 @@
+/*
+ * rproxy_util.c - what every layer of an exchange reports through: the
+ * process's counters and the one failure logger, kept in a leaf so that
+ * the request, response and tunnel code can report without calling up
+ * into the handler (httpd keeps the like in proxy_util.c).
+ */
+#include "rproxy.h"
+#include "apr_strings.h"
+
+rproxy_counters rproxy_stats;
+
+int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
+                const char *fmt, ...)
+{
+    va_list ap;
+    const char *msg;
+
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(x->r->pool, fmt, ap);
+    va_end(ap);
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r,
+                  "rproxy: %s: %s: %s%s", x->dc->target->url, x->phase, msg,
+                  x->head_sent ? " (after the response head was sent; "
+                                 "aborting the client connection)" : "");
+    return status;
+}
