@@ -18,7 +18,7 @@ MODULE   = .libs/mod_rproxy.so
 DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl \
                   nghttp2-client python3-websockets openssl
 
-.PHONY: all deps install test test-asan test-valgrind run stop clean
+.PHONY: all deps install test test-asan test-valgrind run stop clean layers
 
 all: $(MODULE)
 
@@ -43,9 +43,15 @@ install: deps all
 
 test: deps
 	$(MAKE) all
+	$(MAKE) layers
 	$(MAKE) fuzz-replay
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
 	perl t/TEST.PL $(TEST_ARGS)
+
+# The layering rule of rproxy.h (calls between the files only go down),
+# checked on the built objects; part of make test.
+layers: $(MODULE)
+	python3 t/tools/layers.py
 
 # The suite with the module and test modules built with AddressSanitizer and
 # UBSan, httpd run through t/sanitized-httpd; fails on any sanitizer error
