@@ -41,7 +41,7 @@ my @cases = (
     [ 'RewriteRule [PT] into /be/', '/old/new%20path?q=1', '/new%20path?q=1' ],
 );
 
-plan tests => @cases + 7;
+plan tests => @cases + 9;
 
 sub backend_request_line {
     my $r = shift;
@@ -66,6 +66,12 @@ for my $c (@cases) {
 {
     my $r = http_request(GET => '/be/x/..%2F..%2Fsecret');
     ok t_cmp($r->{status}, 400, 'encoded ../ in the forwarded path is refused');
+}
+
+# "..;" is ".." to Tomcat and Jetty.
+for my $path ('/be/%2e%2e;/x', '/be/a/..;jsessionid=1/x') {
+    my $r = http_request(GET => $path);
+    ok t_cmp($r->{status}, 400, "$path refused");
 }
 
 # The backend is always the configured target: an absolute-form request
