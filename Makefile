@@ -66,7 +66,7 @@ test-asan: deps
 # valgrind's memcheck (t/tools/valgrind-httpd); fails on any memcheck error or
 # definite leak (t/tools/valgrind-report).  The timing tests (flush, SSE,
 # browser, HTTP/2 load) are left out: valgrind slows the server too much.
-VALGRIND_TESTS ?= t/pool.t t/join.t t/errors.t t/bodies.t t/strict.t \
+VALGRIND_TESTS ?= t/pool.t t/paths.t t/errors.t t/bodies.t t/strict.t \
                   t/headers.t t/trailers.t t/reuse.t t/client.t \
                   t/status.t t/interim.t t/upgrade.t t/tls.t t/websocket.t
 test-valgrind: deps
