@@ -54,8 +54,8 @@ layers: $(MODULE)
 	python3 t/tools/layers.py
 
 # The suite with the module and test modules built with AddressSanitizer and
-# UBSan, httpd run through t/sanitized-httpd; fails on any sanitizer error
-# or any leak through our code (t/sanitizer-report).  Cleans up after
+# UBSan, httpd run through t/tools/sanitized-httpd; fails on any sanitizer error
+# or any leak through our code (t/tools/sanitizer-report).  Cleans up after
 # itself so the next plain build is not sanitized.
 SANITIZE = -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer
 test-asan: deps
@@ -63,26 +63,26 @@ test-asan: deps
 	$(MAKE) all EXTRA_CFLAGS="$(SANITIZE)"
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
 	EXTRA_CFLAGS="$(SANITIZE:%=-Wc,%)" perl t/TEST.PL \
-	  -httpd $(CURDIR)/t/sanitized-httpd $(TEST_ARGS); rc=$$?; \
-	  perl t/sanitizer-report || rc=1; \
+	  -httpd $(CURDIR)/t/tools/sanitized-httpd $(TEST_ARGS); rc=$$?; \
+	  perl t/tools/sanitizer-report || rc=1; \
 	  rm -rf .libs *.la *.lo *.slo *.o; perl t/TEST.PL -clean >/dev/null 2>&1; \
 	  exit $$rc
 
 # The suite's functional tests with httpd in one process (-X) under
-# valgrind's memcheck (t/valgrind-httpd); fails on any memcheck error or
-# definite leak (t/valgrind-report).  The timing tests (flush, SSE,
+# valgrind's memcheck (t/tools/valgrind-httpd); fails on any memcheck error or
+# definite leak (t/tools/valgrind-report).  The timing tests (flush, SSE,
 # browser, HTTP/2 load) are left out: valgrind slows the server too much.
-VALGRIND_TESTS ?= t/pool.t t/join.t t/errors.t t/bodies.t t/strict.t \
-                  t/headers.t t/trailers.t t/reuse.t t/review.t t/client.t \
+VALGRIND_TESTS ?= t/pool.t t/paths.t t/errors.t t/bodies.t t/strict.t \
+                  t/headers.t t/trailers.t t/reuse.t t/client.t \
                   t/status.t t/interim.t t/upgrade.t t/tls.t t/websocket.t
 test-valgrind: deps
 	$(MAKE) all
 	@command -v valgrind >/dev/null || { echo "install valgrind first" >&2; exit 1; }
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
 	rm -rf t/logs/valgrind
-	perl t/TEST.PL -one-process -httpd $(CURDIR)/t/valgrind-httpd \
+	perl t/TEST.PL -one-process -httpd $(CURDIR)/t/tools/valgrind-httpd \
 	  $(or $(TEST_ARGS),$(VALGRIND_TESTS)); rc=$$?; \
-	  perl t/valgrind-report || rc=1; exit $$rc
+	  perl t/tools/valgrind-report || rc=1; exit $$rc
 
 run: deps
 	$(MAKE) all

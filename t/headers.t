@@ -6,7 +6,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 23;
+plan tests => 24;
 
 my $raw_port = conf_define('RPROXY_RAW_PORT');
 my $ok_reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -51,6 +51,15 @@ sub lines_named {
 {
     my $saw = backend_saw('/raw/', "Host: h\r\nTE: trailers, deflate;q=0.5\r\n");
     ok t_cmp(lines_named($saw, 'TE'), 'trailers', 'TE: trailers forwarded alone');
+}
+
+# TE: trailers with the Connection: TE that RFC 9110 asks for.
+{
+    my $be = raw_backend({ reply => $ok_reply });
+    raw_exchange("GET /raw/te HTTP/1.1\r\nHost: h\r\nTE: trailers\r\nConnection: TE, close\r\n\r\n");
+    my ($req) = $be->requests;
+    $be->stop;
+    ok t_cmp(($req // '') =~ /^TE: trailers\r$/m ? 1 : 0, 1, 'TE: trailers forwarded despite Connection: TE');
 }
 
 # X-Forwarded-*: the client's list is folded and extended; a Connection

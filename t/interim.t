@@ -1,5 +1,7 @@
 # 1xx interim responses: relayed to HTTP/1.1 clients without hop-by-hop
-# fields, never to HTTP/1.0 clients; 100-continue relayed end to end.
+# fields (nor any of their fields on the final response), never to
+# HTTP/1.0 clients; 100-continue relayed end to end, several 1xx in one
+# backend write kept apart from the client's body.
 use strict;
 use warnings FATAL => 'all';
 
@@ -10,7 +12,7 @@ use IO::Select;
 use RProxyTest;
 use Time::HiRes qw(time);
 
-plan tests => 15;
+plan tests => 18;
 
 my $final = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 my $hints = "HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n"
@@ -131,4 +133,43 @@ sub continue_backend {
     ok t_cmp(($req // '') =~ /^Expect:/mi ? 'Expect sent' : ($req // '') =~ /^Content-Length: 0\r$/mi
              ? 'no Expect, Content-Length: 0' : 'neither', 'no Expect, Content-Length: 0',
              'no 100-continue expectation for a zero-length body');
+}
+
+# A 100 and a 102 in one write: the body must not overwrite the 102, and
+# nothing in the client body may be taken for the backend's response.
+{
+    my $be = raw_backend({ no_read => 1, reply => sub {
+        my $s = shift;
+        my $buf = '';
+        sysread($s, $buf, 4096, length $buf) while $buf !~ /\r\n\r\n/;
+        syswrite $s, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n";
+        my ($cl) = $buf =~ /Content-Length: (\d+)/i;
+        my $body = substr($buf, index($buf, "\r\n\r\n") + 4);
+        my $sel = IO::Select->new($s);
+        while (length($body) < $cl && $sel->can_read(5)) { sysread($s, $body, 4096, length $body) or last }
+        syswrite $s, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nbackend";
+    } });
+    my $body = ('A' x 25) . "HTTP/1.1 418 X\r\n\r\npwned!!!!" . ('Z' x 45);
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(), Timeout => 5);
+    print $s "POST /raw/x HTTP/1.1\r\nHost: h\r\nConnection: close\r\nExpect: 100-continue\r\n"
+           . "Content-Length: " . length($body) . "\r\n\r\n";
+    my $sel = IO::Select->new($s);
+    my $got = '';
+    while ($got !~ /HTTP\/1\.1 100/ && $sel->can_read(5)) { sysread($s, $got, 4096, length $got) or last }
+    print $s $body;
+    while ($sel->can_read(5)) { sysread($s, $got, 4096, length $got) or last }
+    $be->stop;
+    my $r = parse_response($got) || { status => 0, body => '' };
+    ok t_cmp("$r->{status} $r->{body}", '200 backend', "the backend's response, not the client's bytes");
+    ok t_cmp(join(',', @{ $r->{interim} || [] }), '100,102', '100 and 102 both relayed');
+}
+
+# A Content-Type on a 103 does not leak into the final response.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 103 Early Hints\r\nContent-Type: text/x-leaked\r\n\r\n"
+                                  . "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" });
+    my $r = http_request(GET => '/raw/ct');
+    $be->stop;
+    ok t_cmp(($r->{headers}{'content-type'} || ['none'])->[0] =~ /leaked/ ? 1 : 0, 0,
+             'no Content-Type from the 1xx');
 }

@@ -1,4 +1,7 @@
-# The buffer-pool contract of interface.md, through a third-party pool.
+# The buffer-pool contract of mod_rproxy.h, through pools another module
+# registers (t/c-modules/rproxy_testpool): every buffer got is put back once
+# with its length; a get() answering NULL means a request-pool buffer and
+# no put().
 use strict;
 use warnings FATAL => 'all';
 
@@ -8,8 +11,8 @@ use RProxyTest;
 
 plan tests => 9;
 
-# The seed's test: a body that fits one buffer costs one get and one put,
-# in that order, and the put gives back the length the get handed out.
+# A third-party pool handing out 1234-byte buffers: a body that fits one
+# buffer costs one get and one put, in that order, and the put gives back the length the get handed out.
 {
     my $mark = error_log_mark();
     my $r = http_request(GET => '/pool/test/?say=hi');

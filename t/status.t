@@ -21,7 +21,7 @@ my $t = Apache::Test::vars('t_dir');
     ok t_cmp($after->{active_connections}, 0, 'no backend connection active at rest');
     my @missing = grep { !defined $after->{$_} }
         qw(gets puts outstanding buffers_allocated backend_connects backend_reuses requests errors);
-    ok t_cmp("@missing", '', "interface.md's counters are all there");
+    ok t_cmp("@missing", '', 'every documented counter is there');
 }
 
 {

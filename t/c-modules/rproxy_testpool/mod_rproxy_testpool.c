@@ -2,8 +2,8 @@
  * mod_rproxy_testpool - buffer pools for the test suite, registered through
  * mod_rproxy.h exactly as a third-party module would.
  *
- * "testpool" (the seed's test): get() hands out 1234-byte buffers and logs
- * "getBuf"; put() logs "putBuf-<len>" and frees the buffer.
+ * "testpool": get() hands out 1234-byte buffers and logs "getBuf"; put()
+ * logs "putBuf-<len>" and frees the buffer.
  * "nullpool": get() always answers NULL; put() must never be called and
  * logs loudly if it is.
  */

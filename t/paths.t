@@ -1,5 +1,9 @@
-# Target path and query joining (interface.md; Go's singleJoiningSlash and
-# joinURLPath tables), checked on the request line the backend received.
+# Where a request goes: the target's path and query joined with the
+# client's (exactly one slash at the seam, escaped targets joined as
+# written, the target's query first), checked on the request line the backend received; dot-segments (also
+# encoded, also "..;") refused; <Directory> not applied to proxied paths;
+# absolute-form request lines, foreign Host headers and CONNECT never
+# choosing another backend.
 use strict;
 use warnings FATAL => 'all';
 
@@ -11,15 +15,15 @@ my $be = Apache::Test::vars('rproxy_backend_port');
 
 # [ location-config, client path, backend request target ]
 my @cases = (
-    # interface.md's example
+    # <Location /app/> to .../base/: the location's prefix is replaced
     [ '/app/ -> /base/',        '/app/x/y?q=1',       '/base/x/y?q=1' ],
     [ '/app/ -> /base/',        '/app/',              '/base/' ],
-    # singleJoiningSlash
+    # exactly one slash where target path and request path meet
     [ '/j2 -> /',               '/j2/favicon.ico',    '/favicon.ico' ],   # "/"+"/f"
     [ '/j9 -> (none)',          '/j9/favicon.ico',    '/favicon.ico' ],   # ""+"/f"
     [ '/j1/ -> (none)',         '/j1/favicon.ico',    '/favicon.ico' ],   # ""+"f"
     [ '/j1/ -> (none)',         '/j1/',               '/' ],              # ""+""
-    # joinURLPath
+    # a target with escapes (%2F) is joined as written, never decoded
     [ '/j4 -> /a/b',            '/j4/c',              '/a/b/c' ],
     [ '/j3/ -> /a/b',           '/j3/c',              '/a/b/c' ],
     [ '/j5/ -> /a%2Fb',         '/j5/c',              '/a%2Fb/c' ],
@@ -41,7 +45,7 @@ my @cases = (
     [ 'RewriteRule [PT] into /be/', '/old/new%20path?q=1', '/new%20path?q=1' ],
 );
 
-plan tests => @cases + 7;
+plan tests => @cases + 9;
 
 sub backend_request_line {
     my $r = shift;
@@ -66,6 +70,12 @@ for my $c (@cases) {
 {
     my $r = http_request(GET => '/be/x/..%2F..%2Fsecret');
     ok t_cmp($r->{status}, 400, 'encoded ../ in the forwarded path is refused');
+}
+
+# "..;" is ".." to Tomcat and Jetty.
+for my $path ('/be/%2e%2e;/x', '/be/a/..;jsessionid=1/x') {
+    my $r = http_request(GET => $path);
+    ok t_cmp($r->{status}, 400, "$path refused");
 }
 
 # The backend is always the configured target: an absolute-form request
