@@ -10,7 +10,9 @@
  * mod_rproxy.h next to httpd's headers:
  *     apxs -i -c mod_rproxy_mallocpool.c
  * and load it before any "RProxyBufferPool malloc" line:
- *     LoadModule rproxy_mallocpool_module modules/mod_rproxy_mallocpool.so
+ *     LoadModule rproxy_mallocpool_module /usr/lib/apache2/modules/mod_rproxy_mallocpool.so
+ * (on Debian, put that line in mods-available/rproxy_mallocpool.load and
+ * run a2enmod rproxy_mallocpool; see docs/buffer-pool.md)
  */
 #include <stdlib.h>
 

@@ -6,7 +6,7 @@
  *
  * Directories are read one level deep, in name order, dotfiles skipped.
  * A crash or sanitizer report stops the run like in the fuzzer.  Besides,
- * the seeds' names state what the parser must decide: a file named ok-*
+ * the corpus files' names state what the parser must decide: a file named ok-*
  * must be read to its end as a well-formed response, one named bad-* must
  * be refused.  Other names (inputs the fuzzer found) are only run.
  */
