@@ -125,22 +125,69 @@ static const char *literal_location(cmd_parms *cmd)
     return path;
 }
 
+/* The first byte of s that cannot go on a request line as it is (a
+ * control byte, space, DEL or non-ASCII: RFC 9112 3.2 allows only
+ * visible ASCII in a request-target), or NULL.  Percent-encoded forms
+ * are plain ASCII and pass. */
+static const char *unsendable_byte(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
 {
     rproxy_dir_conf *dc = dcv;
     rproxy_target *t = apr_pcalloc(cmd->pool, sizeof(*t));
+    const char *bad;
+    apr_int64_t port = 80;
     apr_uri_t u;
+    apr_status_t rv = apr_uri_parse(cmd->pool, url, &u);
 
-    if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme
+    if (rv == APR_SUCCESS && u.scheme && !strcasecmp(u.scheme, "https")) {
+        return apr_psprintf(cmd->pool, "RProxyTarget: '%s': https backends "
+                            "are not supported (yet); use http://", url);
+    }
+    if (rv != APR_SUCCESS || !u.scheme
         || strcasecmp(u.scheme, "http") || !u.hostname || !*u.hostname
-        || u.user || u.password || u.fragment
-        || (u.port_str && (!*u.port_str || u.port == 0))) {
+        || u.user || u.password || u.fragment) {
         return apr_psprintf(cmd->pool, "RProxyTarget: '%s' is not a URL of "
                             "the form http://host[:port][/path][?query]", url);
     }
+    /* Every byte of the target ends up in the request line or the Host
+     * header: one they cannot carry would have every request refused by
+     * the backend (or split on the wire), so refuse it here, once. */
+    if ((bad = unsendable_byte(url)) != NULL) {
+        return apr_psprintf(cmd->pool, "RProxyTarget: '%s': byte 0x%02X at "
+                            "offset %d cannot be sent in a request line; "
+                            "percent-encode it (%%%02X)", url,
+                            (unsigned char)*bad, (int)(bad - url),
+                            (unsigned char)*bad);
+    }
+    /* apr_uri_parse() stores the port in an apr_port_t through strtol(),
+     * so 99999 would silently become 34463 and -1 65535: check what was
+     * written instead. */
+    if (u.port_str) {
+        char *end;
+
+        errno = 0;
+        port = apr_strtoi64(u.port_str, &end, 10);
+        /* Digits only: strtol-style parsing would take "+80" or " 80". */
+        if (!*u.port_str || u.port_str[strspn(u.port_str, "0123456789")]
+            || errno || *end || port < 1 || port > 65535) {
+            return apr_psprintf(cmd->pool, "RProxyTarget: '%s': port '%s' "
+                                "is not a number between 1 and 65535",
+                                url, u.port_str);
+        }
+    }
     t->url = url;
     t->host = u.hostname;
-    t->port = u.port ? u.port : 80;
+    t->port = (apr_port_t)port;
     t->authority = apr_psprintf(cmd->pool, "%s%s%s%s%s",
                                 ap_strchr_c(u.hostname, ':') ? "[" : "",
                                 u.hostname,

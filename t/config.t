@@ -21,6 +21,17 @@ my @cases = (
     [ 'RProxyTarget ftp://h/',           qr/RProxyTarget.*'ftp:\/\/h\/'/ ],
     [ 'RProxyTarget http:///nohost',     qr/RProxyTarget/ ],
     [ 'RProxyTarget "http://u:p@h/"',    qr/RProxyTarget/ ],
+    # apr_uri_parse() wraps ports into 16 bits: 99999 would reach 34463.
+    [ 'RProxyTarget http://127.0.0.1:99999/', qr/RProxyTarget.*port '99999'/ ],
+    [ 'RProxyTarget http://127.0.0.1:0/',     qr/RProxyTarget.*port '0'/ ],
+    [ 'RProxyTarget http://127.0.0.1:65536/', qr/RProxyTarget.*port '65536'/ ],
+    [ 'RProxyTarget http://127.0.0.1:-1/',    qr/RProxyTarget.*port '-1'/ ],
+    # Bytes a request line cannot carry: every request would fail.
+    [ 'RProxyTarget "http://127.0.0.1:1/a b/"', qr/RProxyTarget: 'http:\/\/127\.0\.0\.1:1\/a b\/'.*0x20/ ],
+    [ "RProxyTarget \"http://127.0.0.1:1/a\x01b/\"", qr/RProxyTarget: 'http:\/\/127\.0\.0\.1:1\/a\\x01b\/'.*0x01/ ],
+    [ "RProxyTarget \"http://127.0.0.1:1/a\x7fb/\"", qr/RProxyTarget.*0x7F/ ],
+    [ "RProxyTarget \"http://127.0.0.1:1/caf\xc3\xa9/\"", qr/RProxyTarget.*0xC3.*%C3/ ],
+    [ 'RProxyTarget https://127.0.0.1:1/', qr/RProxyTarget: 'https:\/\/127\.0\.0\.1:1\/': https backends are not supported/ ],
     [ 'RProxyBufferSize 10',             qr/RProxyBufferSize.*'10'/, 1 ],
     [ 'RProxyBufferSize lots',           qr/RProxyBufferSize.*'lots'/, 1 ],
     [ 'RProxyFlushInterval -2',          qr/RProxyFlushInterval.*'-2'/ ],
@@ -33,7 +44,7 @@ my @cases = (
     [ 'RProxyAllowUpgrade',              qr/RProxyAllowUpgrade/ ],
 );
 
-plan tests => 2 * @cases + 2;
+plan tests => 2 * @cases + 4;
 
 my $dir = tempdir(CLEANUP => 1);
 
@@ -77,4 +88,9 @@ for my $c (@cases) {
         . "RProxyAllowUpgrade websocket foo");
     ok t_cmp($rc, 0, 'a valid configuration passes');
     ok t_cmp($out, qr/Syntax OK/, 'Syntax OK');
+}
+# The ends of the port range, and a percent-encoded byte, are fine.
+for my $url ('http://127.0.0.1:65535/', 'http://127.0.0.1:1/caf%C3%A9/') {
+    my ($rc, $out) = check_config('', "RProxyTarget \"$url\"");
+    ok t_cmp($rc, 0, "RProxyTarget $url passes") or diag $out;
 }
