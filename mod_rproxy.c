@@ -362,15 +362,24 @@ static const char *set_upgrades(cmd_parms *cmd, void *dcv, const char *args)
     return NULL;
 }
 
-static const char *set_flag(cmd_parms *cmd, void *dcv, int on)
+/* On/Off directives, taken as TAKE1 rather than FLAG: httpd's own FLAG
+ * error ("must be On or Off") does not say what it got.  cmd->info is the
+ * offset of the int to set, as for ap_set_flag_slot(). */
+static const char *set_flag(cmd_parms *cmd, void *dcv, const char *arg)
 {
-    rproxy_dir_conf *dc = dcv;
-    if (cmd->info == (void *)"preserve_host") {
-        dc->preserve_host = on;
+    int on;
+
+    if (!strcasecmp(arg, "on")) {
+        on = 1;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        on = 0;
     }
     else {
-        dc->add_forwarded = on;
+        return apr_psprintf(cmd->pool, "%s: '%s' is not On or Off",
+                            cmd->cmd->name, arg);
     }
+    *(int *)((char *)dcv + (apr_size_t)cmd->info) = on;
     return NULL;
 }
 
@@ -388,10 +397,14 @@ static const command_rec rproxy_cmds[] = {
                   "Backend read/write timeout (default: Timeout)"),
     AP_INIT_TAKE1("RProxyConnectTimeout", set_connect_timeout, NULL,
                   RSRC_CONF | ACCESS_CONF, "Backend connect timeout"),
-    AP_INIT_FLAG("RProxyPreserveHost", set_flag, "preserve_host",
-                 RSRC_CONF | ACCESS_CONF, "Send the client's Host header"),
-    AP_INIT_FLAG("RProxyAddForwarded", set_flag, "add_forwarded",
-                 RSRC_CONF | ACCESS_CONF, "Add X-Forwarded-* headers"),
+    AP_INIT_TAKE1("RProxyPreserveHost", set_flag,
+                  (void *)APR_OFFSETOF(rproxy_dir_conf, preserve_host),
+                  RSRC_CONF | ACCESS_CONF,
+                  "On: send the client's Host header (default: Off)"),
+    AP_INIT_TAKE1("RProxyAddForwarded", set_flag,
+                  (void *)APR_OFFSETOF(rproxy_dir_conf, add_forwarded),
+                  RSRC_CONF | ACCESS_CONF,
+                  "Off: no X-Forwarded-* headers (default: On)"),
     AP_INIT_RAW_ARGS("RProxyAllowUpgrade", set_upgrades, NULL,
                      RSRC_CONF | ACCESS_CONF,
                      "Protocols a client may upgrade to (default: websocket; "

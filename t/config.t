@@ -38,7 +38,8 @@ my @cases = (
     [ 'RProxyTimeout 0',                 qr/RProxyTimeout.*'0'/ ],
     [ 'RProxyConnectTimeout soon',       qr/RProxyConnectTimeout.*'soon'/ ],
     [ 'RProxyIdleConnections -1',        qr/RProxyIdleConnections.*'-1'/, 1 ],
-    [ 'RProxyPreserveHost maybe',        qr/RProxyPreserveHost/ ],
+    [ 'RProxyPreserveHost maybe',        qr/RProxyPreserveHost: 'maybe' is not On or Off/ ],
+    [ 'RProxyAddForwarded 2',            qr/RProxyAddForwarded: '2' is not On or Off/ ],
     [ 'RProxyAllowUpgrade h2c',          qr/RProxyAllowUpgrade: h2c/ ],
     [ 'RProxyAllowUpgrade websocket none', qr/RProxyAllowUpgrade: none/ ],
     [ 'RProxyAllowUpgrade',              qr/RProxyAllowUpgrade/ ],
@@ -84,7 +85,7 @@ for my $c (@cases) {
 {
     my ($rc, $out) = check_config("RProxyBufferSize 4096\nRProxyIdleConnections 8",
         "RProxyBufferPool none\nRProxyFlushInterval -1\nRProxyTimeout 30\n"
-        . "RProxyConnectTimeout 500ms\nRProxyPreserveHost On\nRProxyAddForwarded Off\n"
+        . "RProxyConnectTimeout 500ms\nRProxyPreserveHost On\nRProxyAddForwarded off\n"
         . "RProxyAllowUpgrade websocket foo");
     ok t_cmp($rc, 0, 'a valid configuration passes');
     ok t_cmp($out, qr/Syntax OK/, 'Syntax OK');
