@@ -294,13 +294,30 @@ static const char *set_connect_timeout(cmd_parms *cmd, void *dcv,
                          &((rproxy_dir_conf *)dcv)->connect_timeout);
 }
 
+/* The idle connection set is one per process, sized and timed from the
+ * main server's values at child_init (rproxy_conn.c): in a <VirtualHost>
+ * these directives would be accepted and silently do nothing. */
+static const char *whole_server_only(cmd_parms *cmd, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s (got '%s'): the idle backend "
+                            "connections are shared by all virtual hosts, "
+                            "so it applies to the whole server only",
+                            err, arg);
+    }
+    return NULL;
+}
+
 static const char *set_idle_timeout(cmd_parms *cmd, void *dcv,
                                     const char *arg)
 {
     rproxy_server_conf *sc =
         ap_get_module_config(cmd->server->module_config, &rproxy_module);
+    const char *err = whole_server_only(cmd, arg);
     (void)dcv;
-    return parse_timeout(cmd, arg, &sc->idle_timeout);
+    return err ? err : parse_timeout(cmd, arg, &sc->idle_timeout);
 }
 
 /* The server-level integer directives, told apart by cmd->info. */
@@ -316,6 +333,9 @@ static const char *set_server_int(cmd_parms *cmd, void *dcv, const char *arg)
     (void)dcv;
     switch ((int)(apr_uintptr_t)cmd->info) {
     case SET_IDLE_MAX:
+        if ((err = whole_server_only(cmd, arg)) != NULL) {
+            break;
+        }
         err = parse_int(cmd, arg, 0, 65536, "a connection count", &v);
         sc->idle_max = (int)v;
         break;

@@ -38,6 +38,12 @@ my @cases = (
     [ 'RProxyTimeout 0',                 qr/RProxyTimeout.*'0'/ ],
     [ 'RProxyConnectTimeout soon',       qr/RProxyConnectTimeout.*'soon'/ ],
     [ 'RProxyIdleConnections -1',        qr/RProxyIdleConnections.*'-1'/, 1 ],
+    # One idle connection set per process: a virtual host's value would be
+    # ignored.
+    [ "<VirtualHost 127.0.0.1:1>\n    RProxyIdleConnections 8\n</VirtualHost>",
+      qr/RProxyIdleConnections.*VirtualHost.*'8'.*whole server only/, 1 ],
+    [ "<VirtualHost 127.0.0.1:1>\n    RProxyIdleTimeout 10\n</VirtualHost>",
+      qr/RProxyIdleTimeout.*VirtualHost.*'10'.*whole server only/, 1 ],
     [ 'RProxyPreserveHost maybe',        qr/RProxyPreserveHost: 'maybe' is not On or Off/ ],
     [ 'RProxyAddForwarded 2',            qr/RProxyAddForwarded: '2' is not On or Off/ ],
     [ 'RProxyAllowUpgrade h2c',          qr/RProxyAllowUpgrade: h2c/ ],
@@ -45,7 +51,7 @@ my @cases = (
     [ 'RProxyAllowUpgrade',              qr/RProxyAllowUpgrade/ ],
 );
 
-plan tests => 2 * @cases + 4;
+plan tests => 2 * @cases + 5;
 
 my $dir = tempdir(CLEANUP => 1);
 
@@ -77,7 +83,8 @@ for my $c (@cases) {
     my ($line, $want, $server_only) = @$c;
     my ($rc, $out) = $server_only ? check_config($line, '')
                                   : check_config('', $line);
-    ok t_cmp($rc != 0 ? 1 : 0, 1, "'$line' fails the config test");
+    (my $shown = $line) =~ s/\n\s*/ /g;
+    ok t_cmp($rc != 0 ? 1 : 0, 1, "'$shown' fails the config test");
     ok t_cmp($out =~ $want ? 1 : 0, 1, "and names it: " . ((split /\n/, $out)[1] || $out));
 }
 
@@ -89,6 +96,13 @@ for my $c (@cases) {
         . "RProxyAllowUpgrade websocket foo");
     ok t_cmp($rc, 0, 'a valid configuration passes');
     ok t_cmp($out, qr/Syntax OK/, 'Syntax OK');
+}
+# The server directives a virtual host honours are allowed in one.
+{
+    my ($rc, $out) = check_config("<VirtualHost 127.0.0.1:1>\n"
+        . "RProxyBufferSize 4096\nRProxyMaxResponseHeadSize 8192\n"
+        . "RProxyMaxResponseHeaders 50\n</VirtualHost>", '');
+    ok t_cmp($rc, 0, 'per virtual host server directives pass') or diag $out;
 }
 # The ends of the port range, and a percent-encoded byte, are fine.
 for my $url ('http://127.0.0.1:65535/', 'http://127.0.0.1:1/caf%C3%A9/') {
