@@ -125,22 +125,69 @@ static const char *literal_location(cmd_parms *cmd)
     return path;
 }
 
+/* The first byte of s that cannot go on a request line as it is (a
+ * control byte, space, DEL or non-ASCII: RFC 9112 3.2 allows only
+ * visible ASCII in a request-target), or NULL.  Percent-encoded forms
+ * are plain ASCII and pass. */
+static const char *unsendable_byte(const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c <= 0x20 || c >= 0x7f) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
 {
     rproxy_dir_conf *dc = dcv;
     rproxy_target *t = apr_pcalloc(cmd->pool, sizeof(*t));
+    const char *bad;
+    apr_int64_t port = 80;
     apr_uri_t u;
+    apr_status_t rv = apr_uri_parse(cmd->pool, url, &u);
 
-    if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme
+    if (rv == APR_SUCCESS && u.scheme && !strcasecmp(u.scheme, "https")) {
+        return apr_psprintf(cmd->pool, "RProxyTarget: '%s': https backends "
+                            "are not supported (yet); use http://", url);
+    }
+    if (rv != APR_SUCCESS || !u.scheme
         || strcasecmp(u.scheme, "http") || !u.hostname || !*u.hostname
-        || u.user || u.password || u.fragment
-        || (u.port_str && (!*u.port_str || u.port == 0))) {
+        || u.user || u.password || u.fragment) {
         return apr_psprintf(cmd->pool, "RProxyTarget: '%s' is not a URL of "
                             "the form http://host[:port][/path][?query]", url);
     }
+    /* Every byte of the target ends up in the request line or the Host
+     * header: one they cannot carry would have every request refused by
+     * the backend (or split on the wire), so refuse it here, once. */
+    if ((bad = unsendable_byte(url)) != NULL) {
+        return apr_psprintf(cmd->pool, "RProxyTarget: '%s': byte 0x%02X at "
+                            "offset %d cannot be sent in a request line; "
+                            "percent-encode it (%%%02X)", url,
+                            (unsigned char)*bad, (int)(bad - url),
+                            (unsigned char)*bad);
+    }
+    /* apr_uri_parse() stores the port in an apr_port_t through strtol(),
+     * so 99999 would silently become 34463 and -1 65535: check what was
+     * written instead. */
+    if (u.port_str) {
+        char *end;
+
+        errno = 0;
+        port = apr_strtoi64(u.port_str, &end, 10);
+        /* Digits only: strtol-style parsing would take "+80" or " 80". */
+        if (!*u.port_str || u.port_str[strspn(u.port_str, "0123456789")]
+            || errno || *end || port < 1 || port > 65535) {
+            return apr_psprintf(cmd->pool, "RProxyTarget: '%s': port '%s' "
+                                "is not a number between 1 and 65535",
+                                url, u.port_str);
+        }
+    }
     t->url = url;
     t->host = u.hostname;
-    t->port = u.port ? u.port : 80;
+    t->port = (apr_port_t)port;
     t->authority = apr_psprintf(cmd->pool, "%s%s%s%s%s",
                                 ap_strchr_c(u.hostname, ':') ? "[" : "",
                                 u.hostname,
@@ -247,13 +294,30 @@ static const char *set_connect_timeout(cmd_parms *cmd, void *dcv,
                          &((rproxy_dir_conf *)dcv)->connect_timeout);
 }
 
+/* The idle connection set is one per process, sized and timed from the
+ * main server's values at child_init (rproxy_conn.c): in a <VirtualHost>
+ * these directives would be accepted and silently do nothing. */
+static const char *whole_server_only(cmd_parms *cmd, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s (got '%s'): the idle backend "
+                            "connections are shared by all virtual hosts, "
+                            "so it applies to the whole server only",
+                            err, arg);
+    }
+    return NULL;
+}
+
 static const char *set_idle_timeout(cmd_parms *cmd, void *dcv,
                                     const char *arg)
 {
     rproxy_server_conf *sc =
         ap_get_module_config(cmd->server->module_config, &rproxy_module);
+    const char *err = whole_server_only(cmd, arg);
     (void)dcv;
-    return parse_timeout(cmd, arg, &sc->idle_timeout);
+    return err ? err : parse_timeout(cmd, arg, &sc->idle_timeout);
 }
 
 /* The server-level integer directives, told apart by cmd->info. */
@@ -269,6 +333,9 @@ static const char *set_server_int(cmd_parms *cmd, void *dcv, const char *arg)
     (void)dcv;
     switch ((int)(apr_uintptr_t)cmd->info) {
     case SET_IDLE_MAX:
+        if ((err = whole_server_only(cmd, arg)) != NULL) {
+            break;
+        }
         err = parse_int(cmd, arg, 0, 65536, "a connection count", &v);
         sc->idle_max = (int)v;
         break;
@@ -315,15 +382,24 @@ static const char *set_upgrades(cmd_parms *cmd, void *dcv, const char *args)
     return NULL;
 }
 
-static const char *set_flag(cmd_parms *cmd, void *dcv, int on)
+/* On/Off directives, taken as TAKE1 rather than FLAG: httpd's own FLAG
+ * error ("must be On or Off") does not say what it got.  cmd->info is the
+ * offset of the int to set, as for ap_set_flag_slot(). */
+static const char *set_flag(cmd_parms *cmd, void *dcv, const char *arg)
 {
-    rproxy_dir_conf *dc = dcv;
-    if (cmd->info == (void *)"preserve_host") {
-        dc->preserve_host = on;
+    int on;
+
+    if (!strcasecmp(arg, "on")) {
+        on = 1;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        on = 0;
     }
     else {
-        dc->add_forwarded = on;
+        return apr_psprintf(cmd->pool, "%s: '%s' is not On or Off",
+                            cmd->cmd->name, arg);
     }
+    *(int *)((char *)dcv + (apr_size_t)cmd->info) = on;
     return NULL;
 }
 
@@ -341,10 +417,14 @@ static const command_rec rproxy_cmds[] = {
                   "Backend read/write timeout (default: Timeout)"),
     AP_INIT_TAKE1("RProxyConnectTimeout", set_connect_timeout, NULL,
                   RSRC_CONF | ACCESS_CONF, "Backend connect timeout"),
-    AP_INIT_FLAG("RProxyPreserveHost", set_flag, "preserve_host",
-                 RSRC_CONF | ACCESS_CONF, "Send the client's Host header"),
-    AP_INIT_FLAG("RProxyAddForwarded", set_flag, "add_forwarded",
-                 RSRC_CONF | ACCESS_CONF, "Add X-Forwarded-* headers"),
+    AP_INIT_TAKE1("RProxyPreserveHost", set_flag,
+                  (void *)APR_OFFSETOF(rproxy_dir_conf, preserve_host),
+                  RSRC_CONF | ACCESS_CONF,
+                  "On: send the client's Host header (default: Off)"),
+    AP_INIT_TAKE1("RProxyAddForwarded", set_flag,
+                  (void *)APR_OFFSETOF(rproxy_dir_conf, add_forwarded),
+                  RSRC_CONF | ACCESS_CONF,
+                  "Off: no X-Forwarded-* headers (default: On)"),
     AP_INIT_RAW_ARGS("RProxyAllowUpgrade", set_upgrades, NULL,
                      RSRC_CONF | ACCESS_CONF,
                      "Protocols a client may upgrade to (default: websocket; "

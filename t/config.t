@@ -21,19 +21,37 @@ my @cases = (
     [ 'RProxyTarget ftp://h/',           qr/RProxyTarget.*'ftp:\/\/h\/'/ ],
     [ 'RProxyTarget http:///nohost',     qr/RProxyTarget/ ],
     [ 'RProxyTarget "http://u:p@h/"',    qr/RProxyTarget/ ],
+    # apr_uri_parse() wraps ports into 16 bits: 99999 would reach 34463.
+    [ 'RProxyTarget http://127.0.0.1:99999/', qr/RProxyTarget.*port '99999'/ ],
+    [ 'RProxyTarget http://127.0.0.1:0/',     qr/RProxyTarget.*port '0'/ ],
+    [ 'RProxyTarget http://127.0.0.1:65536/', qr/RProxyTarget.*port '65536'/ ],
+    [ 'RProxyTarget http://127.0.0.1:-1/',    qr/RProxyTarget.*port '-1'/ ],
+    # Bytes a request line cannot carry: every request would fail.
+    [ 'RProxyTarget "http://127.0.0.1:1/a b/"', qr/RProxyTarget: 'http:\/\/127\.0\.0\.1:1\/a b\/'.*0x20/ ],
+    [ "RProxyTarget \"http://127.0.0.1:1/a\x01b/\"", qr/RProxyTarget: 'http:\/\/127\.0\.0\.1:1\/a\\x01b\/'.*0x01/ ],
+    [ "RProxyTarget \"http://127.0.0.1:1/a\x7fb/\"", qr/RProxyTarget.*0x7F/ ],
+    [ "RProxyTarget \"http://127.0.0.1:1/caf\xc3\xa9/\"", qr/RProxyTarget.*0xC3.*%C3/ ],
+    [ 'RProxyTarget https://127.0.0.1:1/', qr/RProxyTarget: 'https:\/\/127\.0\.0\.1:1\/': https backends are not supported/ ],
     [ 'RProxyBufferSize 10',             qr/RProxyBufferSize.*'10'/, 1 ],
     [ 'RProxyBufferSize lots',           qr/RProxyBufferSize.*'lots'/, 1 ],
     [ 'RProxyFlushInterval -2',          qr/RProxyFlushInterval.*'-2'/ ],
     [ 'RProxyTimeout 0',                 qr/RProxyTimeout.*'0'/ ],
     [ 'RProxyConnectTimeout soon',       qr/RProxyConnectTimeout.*'soon'/ ],
     [ 'RProxyIdleConnections -1',        qr/RProxyIdleConnections.*'-1'/, 1 ],
-    [ 'RProxyPreserveHost maybe',        qr/RProxyPreserveHost/ ],
+    # One idle connection set per process: a virtual host's value would be
+    # ignored.
+    [ "<VirtualHost 127.0.0.1:1>\n    RProxyIdleConnections 8\n</VirtualHost>",
+      qr/RProxyIdleConnections.*VirtualHost.*'8'.*whole server only/, 1 ],
+    [ "<VirtualHost 127.0.0.1:1>\n    RProxyIdleTimeout 10\n</VirtualHost>",
+      qr/RProxyIdleTimeout.*VirtualHost.*'10'.*whole server only/, 1 ],
+    [ 'RProxyPreserveHost maybe',        qr/RProxyPreserveHost: 'maybe' is not On or Off/ ],
+    [ 'RProxyAddForwarded 2',            qr/RProxyAddForwarded: '2' is not On or Off/ ],
     [ 'RProxyAllowUpgrade h2c',          qr/RProxyAllowUpgrade: h2c/ ],
     [ 'RProxyAllowUpgrade websocket none', qr/RProxyAllowUpgrade: none/ ],
     [ 'RProxyAllowUpgrade',              qr/RProxyAllowUpgrade/ ],
 );
 
-plan tests => 2 * @cases + 2;
+plan tests => 2 * @cases + 5;
 
 my $dir = tempdir(CLEANUP => 1);
 
@@ -65,7 +83,8 @@ for my $c (@cases) {
     my ($line, $want, $server_only) = @$c;
     my ($rc, $out) = $server_only ? check_config($line, '')
                                   : check_config('', $line);
-    ok t_cmp($rc != 0 ? 1 : 0, 1, "'$line' fails the config test");
+    (my $shown = $line) =~ s/\n\s*/ /g;
+    ok t_cmp($rc != 0 ? 1 : 0, 1, "'$shown' fails the config test");
     ok t_cmp($out =~ $want ? 1 : 0, 1, "and names it: " . ((split /\n/, $out)[1] || $out));
 }
 
@@ -73,8 +92,20 @@ for my $c (@cases) {
 {
     my ($rc, $out) = check_config("RProxyBufferSize 4096\nRProxyIdleConnections 8",
         "RProxyBufferPool none\nRProxyFlushInterval -1\nRProxyTimeout 30\n"
-        . "RProxyConnectTimeout 500ms\nRProxyPreserveHost On\nRProxyAddForwarded Off\n"
+        . "RProxyConnectTimeout 500ms\nRProxyPreserveHost On\nRProxyAddForwarded off\n"
         . "RProxyAllowUpgrade websocket foo");
     ok t_cmp($rc, 0, 'a valid configuration passes');
     ok t_cmp($out, qr/Syntax OK/, 'Syntax OK');
+}
+# The server directives a virtual host honours are allowed in one.
+{
+    my ($rc, $out) = check_config("<VirtualHost 127.0.0.1:1>\n"
+        . "RProxyBufferSize 4096\nRProxyMaxResponseHeadSize 8192\n"
+        . "RProxyMaxResponseHeaders 50\n</VirtualHost>", '');
+    ok t_cmp($rc, 0, 'per virtual host server directives pass') or diag $out;
+}
+# The ends of the port range, and a percent-encoded byte, are fine.
+for my $url ('http://127.0.0.1:65535/', 'http://127.0.0.1:1/caf%C3%A9/') {
+    my ($rc, $out) = check_config('', "RProxyTarget \"$url\"");
+    ok t_cmp($rc, 0, "RProxyTarget $url passes") or diag $out;
 }
