@@ -15,8 +15,21 @@ SRCS     = mod_rproxy.c rproxy_request.c rproxy_response.c rproxy_pool.c \
 HDRS     = mod_rproxy.h rproxy.h rproxy_parse.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
-DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl \
-                  nghttp2-client python3-websockets openssl
+
+# Debian packages, installed by the *deps targets when missing (root only):
+# what building and running the module needs (make, make install) ...
+BUILD_PACKAGES = build-essential apache2 apache2-dev
+# ... the demo (make run): curl waits for, and python3-websockets is, the
+# live page's backend (conf/demo/run.sh) ...
+RUN_PACKAGES   = $(BUILD_PACKAGES) curl python3-websockets
+# ... the whole suite (make test, test-asan): Apache::Test and LWP, curl,
+# h2load, the WebSocket library, openssl for the TLS certificate, and
+# chromium for t/browser.t (nothing is skipped for want of a package) ...
+TEST_PACKAGES  = $(BUILD_PACKAGES) libapache2-mod-perl2 curl nghttp2-client \
+                 python3-websockets openssl chromium
+VALGRIND_PACKAGES = $(TEST_PACKAGES) valgrind
+# ... and the benchmark, soak and fault runs (bench/run.sh, soak/lib.sh).
+BENCH_PACKAGES = $(BUILD_PACKAGES) curl python3 nginx wrk
 
 .PHONY: all deps install test test-asan test-valgrind run stop clean
 
@@ -26,22 +39,38 @@ $(MODULE): $(SRCS) $(HDRS)
 	@test -x "$(APXS)" || { echo "apxs not found: run 'make deps' (as root) first" >&2; exit 1; }
 	$(APXS) -c $(CWARN) $(EXTRA_CFLAGS:%=-Wc,%) $(EXTRA_LDFLAGS:%=-Wl,%) -o mod_rproxy.la $(SRCS)
 
-# Installs the Debian packages the build, tests and demo need, when missing.
-deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_need,PACKAGES): installs those of PACKAGES that are not
+# installed; as another user than root, names them and fails.
+define apt_need
+	@missing=""; for p in $(1); do \
+	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null)" = installed ] || \
+	    missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+	  echo "installing:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+endef
+
+.PHONY: run-deps test-deps valgrind-deps bench-deps
+
+deps:
+	$(call apt_need,$(BUILD_PACKAGES))
+run-deps:
+	$(call apt_need,$(RUN_PACKAGES))
+test-deps:
+	$(call apt_need,$(TEST_PACKAGES))
+valgrind-deps:
+	$(call apt_need,$(VALGRIND_PACKAGES))
+bench-deps:
+	$(call apt_need,$(BENCH_PACKAGES))
 
 install: deps all
 	$(APXS) -i -n rproxy mod_rproxy.la
 	install -m 644 mod_rproxy.h $$($(APXS) -q INCLUDEDIR)/mod_rproxy.h
 	install -m 644 conf/rproxy.load conf/rproxy.conf $$($(APXS) -q SYSCONFDIR)/mods-available/
 
-test: deps
+test: test-deps
 	$(MAKE) all
 	$(MAKE) fuzz-replay
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
@@ -52,7 +81,7 @@ test: deps
 # or any leak through our code (t/sanitizer-report).  Cleans up after
 # itself so the next plain build is not sanitized.
 SANITIZE = -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer
-test-asan: deps
+test-asan: test-deps
 	rm -rf .libs *.la *.lo *.slo *.o t/logs/sanitizer
 	$(MAKE) all EXTRA_CFLAGS="$(SANITIZE)"
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
@@ -69,7 +98,7 @@ test-asan: deps
 VALGRIND_TESTS ?= t/pool.t t/join.t t/errors.t t/bodies.t t/strict.t \
                   t/headers.t t/trailers.t t/reuse.t t/review.t t/client.t \
                   t/status.t t/interim.t t/upgrade.t t/tls.t t/websocket.t
-test-valgrind: deps
+test-valgrind: valgrind-deps
 	$(MAKE) all
 	@command -v valgrind >/dev/null || { echo "install valgrind first" >&2; exit 1; }
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
@@ -78,7 +107,7 @@ test-valgrind: deps
 	  $(or $(TEST_ARGS),$(VALGRIND_TESTS)); rc=$$?; \
 	  perl t/valgrind-report || rc=1; exit $$rc
 
-run: deps
+run: run-deps
 	$(MAKE) all
 	@sh conf/demo/run.sh start
 
@@ -96,15 +125,15 @@ BENCH_MODE ?= quick
 
 .PHONY: bench bench-buckets profile
 
-bench: deps
+bench: bench-deps
 	$(MAKE) all
 	BENCH_MODE=$(BENCH_MODE) bash bench/run.sh
 
-bench-buckets: deps
+bench-buckets: bench-deps
 	$(MAKE) all
 	BENCH_MODE=$(BENCH_MODE) bash bench/compare-buckets.sh
 
-profile: deps
+profile: bench-deps
 	$(MAKE) all
 	bash bench/profile.sh
 
@@ -117,11 +146,11 @@ SOAK_CONNS    ?= 64
 
 .PHONY: soak faults
 
-soak: deps
+soak: bench-deps
 	$(MAKE) all
 	SOAK_REQUESTS=$(SOAK_REQUESTS) SOAK_CONNS=$(SOAK_CONNS) bash soak/soak.sh
 
-faults: deps
+faults: bench-deps
 	$(MAKE) all
 	bash soak/faults.sh
 
