@@ -2,6 +2,9 @@
 #
 #   make            build .libs/mod_rproxy.so
 #   make install    install the module, mod_rproxy.h and the a2enmod files
+#                   (docs/install.md); make uninstall removes them
+#   make install-check  install, reinstall, uninstall into the live system
+#                   and check that exactly our files came and went (root)
 #   make test       run the Apache::Test suite against the fresh build
 #                   (after make fuzz-replay: the fuzz corpus as a regression check)
 #   make fuzz       fuzz the response parser with libFuzzer (fuzz/README.md)
@@ -52,7 +55,7 @@ define apt_need
 	fi
 endef
 
-.PHONY: run-deps test-deps valgrind-deps bench-deps
+.PHONY: run-deps test-deps valgrind-deps bench-deps uninstall install-check
 
 deps:
 	$(call apt_need,$(BUILD_PACKAGES))
@@ -65,10 +68,76 @@ valgrind-deps:
 bench-deps:
 	$(call apt_need,$(BENCH_PACKAGES))
 
+# make install: the module into LIBEXECDIR, mod_rproxy.h into INCLUDEDIR,
+# rproxy.load and rproxy.conf into SYSCONFDIR/mods-available (Debian:
+# /usr/lib/apache2/modules, /usr/include/apache2, /etc/apache2).  It
+# enables nothing (a2enmod rproxy does).  rproxy.load and rproxy.conf are
+# treated like dpkg conffiles: one that differs from what conf/ ships (an
+# admin's edit, or an older version) is never overwritten; the shipped one
+# goes beside it as NAME.dist (a2enmod and apache2.conf only read *.load and
+# *.conf).  The .so is what `apxs -i` would install, without libtool's noise.
+# make uninstall removes those files again, keeps an edited rproxy.load or
+# rproxy.conf (and says so), and refuses while httpd's configuration loads
+# the module (a2dismod rproxy first).  docs/install.md; checked by
+# t/install-check.sh (make install-check).
+CONFFILES = rproxy.load rproxy.conf
+# Prints LIBEXECDIR INCLUDEDIR SYSCONFDIR/mods-available, or fails.
+apxs_dirs = { test -x "$(APXS)" || { echo "apxs not found: run 'make deps' (as root) first" >&2; exit 1; }; \
+  set -- $$($(APXS) -q LIBEXECDIR) $$($(APXS) -q INCLUDEDIR) $$($(APXS) -q SYSCONFDIR); \
+  [ $$\# = 3 ] || { echo "apxs -q gave no LIBEXECDIR, INCLUDEDIR or SYSCONFDIR" >&2; exit 1; }; \
+  libexec=$$1 include=$$2 sysconf=$$3 avail=$$3/mods-available; }
+
 install: deps all
-	$(APXS) -i -n rproxy mod_rproxy.la
-	install -m 644 mod_rproxy.h $$($(APXS) -q INCLUDEDIR)/mod_rproxy.h
-	install -m 644 conf/rproxy.load conf/rproxy.conf $$($(APXS) -q SYSCONFDIR)/mods-available/
+	@$(apxs_dirs); \
+	for d in "$$libexec" "$$include" "$$avail"; do \
+	  [ -d "$$d" ] && [ -w "$$d" ] || { echo "make install: cannot write to $$d (run as root)" >&2; exit 1; }; done; \
+	set -x; \
+	install -m 644 $(MODULE) "$$libexec/mod_rproxy.so"; \
+	install -m 644 mod_rproxy.h "$$include/mod_rproxy.h"; \
+	{ set +x; } 2>/dev/null; \
+	for f in $(CONFFILES); do \
+	  if [ ! -e "$$avail/$$f" ]; then \
+	    ( set -x; install -m 644 conf/$$f "$$avail/$$f" ); \
+	  elif cmp -s conf/$$f "$$avail/$$f"; then \
+	    echo "$$avail/$$f: unchanged"; rm -f "$$avail/$$f.dist"; \
+	  else \
+	    install -m 644 conf/$$f "$$avail/$$f.dist"; \
+	    echo "$$avail/$$f differs from conf/$$f: kept; the shipped version is $$avail/$$f.dist"; \
+	  fi; \
+	done; \
+	if [ -e "$$sysconf/mods-enabled/rproxy.load" ]; then \
+	  echo "mod_rproxy installed; reload httpd to use it: apache2ctl configtest && apache2ctl graceful"; \
+	else \
+	  echo "mod_rproxy installed; enable it with: a2enmod rproxy && apache2ctl configtest && apache2ctl graceful"; \
+	fi
+
+uninstall:
+	@$(apxs_dirs); \
+	enabled=""; \
+	for f in $(CONFFILES); do \
+	  [ ! -e "$$sysconf/mods-enabled/$$f" ] && [ ! -L "$$sysconf/mods-enabled/$$f" ] || \
+	    enabled="$$enabled $$sysconf/mods-enabled/$$f"; done; \
+	if command -v apache2ctl >/dev/null && apache2ctl -M 2>/dev/null | grep -q '^ *rproxy_module '; then \
+	  enabled="$$enabled (apache2ctl -M lists rproxy_module)"; fi; \
+	if [ -n "$$enabled" ]; then \
+	  echo "make uninstall: httpd's configuration still loads mod_rproxy:$$enabled" >&2; \
+	  echo "  first: a2dismod rproxy, remove your rproxy settings, apache2ctl configtest && apache2ctl graceful" >&2; \
+	  exit 1; \
+	fi; \
+	set -x; \
+	rm -f "$$libexec/mod_rproxy.so" "$$include/mod_rproxy.h"; \
+	{ set +x; } 2>/dev/null; \
+	for f in $(CONFFILES); do \
+	  rm -f "$$avail/$$f.dist"; \
+	  if [ ! -e "$$avail/$$f" ]; then :; \
+	  elif cmp -s conf/$$f "$$avail/$$f"; then ( set -x; rm -f "$$avail/$$f" ); \
+	  else echo "$$avail/$$f differs from conf/$$f: kept (remove it by hand)"; fi; \
+	done
+
+# Installs into and uninstalls from the live system, as root, and fails
+# unless exactly the expected files came and went; restores what it found.
+install-check:
+	bash t/install-check.sh
 
 test: test-deps
 	$(MAKE) all
