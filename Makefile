@@ -20,7 +20,8 @@ CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
 
 # Debian packages, installed by the *deps targets when missing (root only):
-# what building and running the module needs (make, make install) ...
+# what building and running the module needs (make, make install; apache2-dev
+# gives apxs but reaches a compiler only through Recommends) ...
 BUILD_PACKAGES = build-essential apache2 apache2-dev
 # ... the demo (make run): curl waits for, and python3-websockets is, the
 # live page's backend (conf/demo/run.sh) ...
