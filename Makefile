@@ -2,6 +2,9 @@
 #
 #   make            build .libs/mod_rproxy.so
 #   make install    install the module, mod_rproxy.h and the a2enmod files
+#                   (docs/install.md); make uninstall removes them
+#   make install-check  install, reinstall, uninstall into the live system
+#                   and check that exactly our files came and went (root)
 #   make test       run the Apache::Test suite against the fresh build
 #                   (after make fuzz-replay: the fuzz corpus as a regression check)
 #   make fuzz       fuzz the response parser with libFuzzer (fuzz/README.md)
@@ -15,8 +18,22 @@ SRCS     = mod_rproxy.c rproxy_status.c rproxy_tunnel.c rproxy_response.c \
 HDRS     = mod_rproxy.h rproxy.h rproxy_parse.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
-DEBIAN_PACKAGES = build-essential apache2 apache2-dev libapache2-mod-perl2 curl \
-                  nghttp2-client python3-websockets openssl
+
+# Debian packages, installed by the *deps targets when missing (root only):
+# what building and running the module needs (make, make install; apache2-dev
+# gives apxs but reaches a compiler only through Recommends) ...
+BUILD_PACKAGES = build-essential apache2 apache2-dev
+# ... the demo (make run): curl waits for, and python3-websockets is, the
+# live page's backend (conf/demo/run.sh) ...
+RUN_PACKAGES   = $(BUILD_PACKAGES) curl python3-websockets
+# ... the whole suite (make test, test-asan): Apache::Test and LWP, curl,
+# h2load, the WebSocket library, openssl for the TLS certificate, and
+# chromium for t/browser.t (nothing is skipped for want of a package) ...
+TEST_PACKAGES  = $(BUILD_PACKAGES) libapache2-mod-perl2 curl nghttp2-client \
+                 python3-websockets openssl chromium
+VALGRIND_PACKAGES = $(TEST_PACKAGES) valgrind
+# ... and the benchmark, soak and fault runs (bench/run.sh, soak/lib.sh).
+BENCH_PACKAGES = $(BUILD_PACKAGES) curl python3 nginx wrk
 
 .PHONY: all deps install test test-asan test-valgrind run stop clean layers
 
@@ -26,22 +43,104 @@ $(MODULE): $(SRCS) $(HDRS)
 	@test -x "$(APXS)" || { echo "apxs not found: run 'make deps' (as root) first" >&2; exit 1; }
 	$(APXS) -c $(CWARN) $(EXTRA_CFLAGS:%=-Wc,%) $(EXTRA_LDFLAGS:%=-Wl,%) -o mod_rproxy.la $(SRCS)
 
-# Installs the Debian packages the build, tests and demo need, when missing.
-deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_need,PACKAGES): installs those of PACKAGES that are not
+# installed; as another user than root, names them and fails.
+define apt_need
+	@missing=""; for p in $(1); do \
+	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null)" = installed ] || \
+	    missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+	  echo "installing:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
+endef
+
+.PHONY: run-deps test-deps valgrind-deps bench-deps uninstall install-check
+
+deps:
+	$(call apt_need,$(BUILD_PACKAGES))
+run-deps:
+	$(call apt_need,$(RUN_PACKAGES))
+test-deps:
+	$(call apt_need,$(TEST_PACKAGES))
+valgrind-deps:
+	$(call apt_need,$(VALGRIND_PACKAGES))
+bench-deps:
+	$(call apt_need,$(BENCH_PACKAGES))
+
+# make install: the module into LIBEXECDIR, mod_rproxy.h into INCLUDEDIR,
+# rproxy.load and rproxy.conf into SYSCONFDIR/mods-available (Debian:
+# /usr/lib/apache2/modules, /usr/include/apache2, /etc/apache2).  It
+# enables nothing (a2enmod rproxy does).  rproxy.load and rproxy.conf are
+# treated like dpkg conffiles: one that differs from what conf/ ships (an
+# admin's edit, or an older version) is never overwritten; the shipped one
+# goes beside it as NAME.dist (a2enmod and apache2.conf only read *.load and
+# *.conf).  The .so is what `apxs -i` would install, without libtool's noise.
+# make uninstall removes those files again, keeps an edited rproxy.load or
+# rproxy.conf (and says so), and refuses while httpd's configuration loads
+# the module (a2dismod rproxy first).  docs/install.md; checked by
+# t/install-check.sh (make install-check).
+CONFFILES = rproxy.load rproxy.conf
+# Prints LIBEXECDIR INCLUDEDIR SYSCONFDIR/mods-available, or fails.
+apxs_dirs = { test -x "$(APXS)" || { echo "apxs not found: run 'make deps' (as root) first" >&2; exit 1; }; \
+  set -- $$($(APXS) -q LIBEXECDIR) $$($(APXS) -q INCLUDEDIR) $$($(APXS) -q SYSCONFDIR); \
+  [ $$\# = 3 ] || { echo "apxs -q gave no LIBEXECDIR, INCLUDEDIR or SYSCONFDIR" >&2; exit 1; }; \
+  libexec=$$1 include=$$2 sysconf=$$3 avail=$$3/mods-available; }
 
 install: deps all
-	$(APXS) -i -n rproxy mod_rproxy.la
-	install -m 644 mod_rproxy.h $$($(APXS) -q INCLUDEDIR)/mod_rproxy.h
-	install -m 644 conf/rproxy.load conf/rproxy.conf $$($(APXS) -q SYSCONFDIR)/mods-available/
+	@$(apxs_dirs); \
+	for d in "$$libexec" "$$include" "$$avail"; do \
+	  [ -d "$$d" ] && [ -w "$$d" ] || { echo "make install: cannot write to $$d (run as root)" >&2; exit 1; }; done; \
+	set -x; \
+	install -m 644 $(MODULE) "$$libexec/mod_rproxy.so"; \
+	install -m 644 mod_rproxy.h "$$include/mod_rproxy.h"; \
+	{ set +x; } 2>/dev/null; \
+	for f in $(CONFFILES); do \
+	  if [ ! -e "$$avail/$$f" ]; then \
+	    ( set -x; install -m 644 conf/$$f "$$avail/$$f" ); \
+	  elif cmp -s conf/$$f "$$avail/$$f"; then \
+	    echo "$$avail/$$f: unchanged"; rm -f "$$avail/$$f.dist"; \
+	  else \
+	    install -m 644 conf/$$f "$$avail/$$f.dist"; \
+	    echo "$$avail/$$f differs from conf/$$f: kept; the shipped version is $$avail/$$f.dist"; \
+	  fi; \
+	done; \
+	if [ -e "$$sysconf/mods-enabled/rproxy.load" ]; then \
+	  echo "mod_rproxy installed; reload httpd to use it: apache2ctl configtest && apache2ctl graceful"; \
+	else \
+	  echo "mod_rproxy installed; enable it with: a2enmod rproxy && apache2ctl configtest && apache2ctl graceful"; \
+	fi
 
-test: deps
+uninstall:
+	@$(apxs_dirs); \
+	enabled=""; \
+	for f in $(CONFFILES); do \
+	  [ ! -e "$$sysconf/mods-enabled/$$f" ] && [ ! -L "$$sysconf/mods-enabled/$$f" ] || \
+	    enabled="$$enabled $$sysconf/mods-enabled/$$f"; done; \
+	if command -v apache2ctl >/dev/null && apache2ctl -M 2>/dev/null | grep -q '^ *rproxy_module '; then \
+	  enabled="$$enabled (apache2ctl -M lists rproxy_module)"; fi; \
+	if [ -n "$$enabled" ]; then \
+	  echo "make uninstall: httpd's configuration still loads mod_rproxy:$$enabled" >&2; \
+	  echo "  first: a2dismod rproxy, remove your rproxy settings, apache2ctl configtest && apache2ctl graceful" >&2; \
+	  exit 1; \
+	fi; \
+	set -x; \
+	rm -f "$$libexec/mod_rproxy.so" "$$include/mod_rproxy.h"; \
+	{ set +x; } 2>/dev/null; \
+	for f in $(CONFFILES); do \
+	  rm -f "$$avail/$$f.dist"; \
+	  if [ ! -e "$$avail/$$f" ]; then :; \
+	  elif cmp -s conf/$$f "$$avail/$$f"; then ( set -x; rm -f "$$avail/$$f" ); \
+	  else echo "$$avail/$$f differs from conf/$$f: kept (remove it by hand)"; fi; \
+	done
+
+# Installs into and uninstalls from the live system, as root, and fails
+# unless exactly the expected files came and went; restores what it found.
+install-check:
+	bash t/install-check.sh
+
+test: test-deps
 	$(MAKE) all
 	$(MAKE) layers
 	$(MAKE) fuzz-replay
@@ -58,7 +157,7 @@ layers: $(MODULE)
 # or any leak through our code (t/tools/sanitizer-report).  Cleans up after
 # itself so the next plain build is not sanitized.
 SANITIZE = -fsanitize=address -fsanitize=undefined -fno-omit-frame-pointer
-test-asan: deps
+test-asan: test-deps
 	rm -rf .libs *.la *.lo *.slo *.o t/logs/sanitizer
 	$(MAKE) all EXTRA_CFLAGS="$(SANITIZE)"
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
@@ -75,7 +174,7 @@ test-asan: deps
 VALGRIND_TESTS ?= t/pool.t t/paths.t t/errors.t t/bodies.t t/strict.t \
                   t/headers.t t/trailers.t t/reuse.t t/client.t \
                   t/status.t t/interim.t t/upgrade.t t/tls.t t/websocket.t
-test-valgrind: deps
+test-valgrind: valgrind-deps
 	$(MAKE) all
 	@command -v valgrind >/dev/null || { echo "install valgrind first" >&2; exit 1; }
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
@@ -84,7 +183,7 @@ test-valgrind: deps
 	  $(or $(TEST_ARGS),$(VALGRIND_TESTS)); rc=$$?; \
 	  perl t/tools/valgrind-report || rc=1; exit $$rc
 
-run: deps
+run: run-deps
 	$(MAKE) all
 	@sh conf/demo/run.sh start
 
@@ -102,15 +201,15 @@ BENCH_MODE ?= quick
 
 .PHONY: bench bench-buckets profile
 
-bench: deps
+bench: bench-deps
 	$(MAKE) all
 	BENCH_MODE=$(BENCH_MODE) bash bench/run.sh
 
-bench-buckets: deps
+bench-buckets: bench-deps
 	$(MAKE) all
 	BENCH_MODE=$(BENCH_MODE) bash bench/compare-buckets.sh
 
-profile: deps
+profile: bench-deps
 	$(MAKE) all
 	bash bench/profile.sh
 
@@ -123,11 +222,11 @@ SOAK_CONNS    ?= 64
 
 .PHONY: soak faults
 
-soak: deps
+soak: bench-deps
 	$(MAKE) all
 	SOAK_REQUESTS=$(SOAK_REQUESTS) SOAK_CONNS=$(SOAK_CONNS) bash soak/soak.sh
 
-faults: deps
+faults: bench-deps
 	$(MAKE) all
 	bash soak/faults.sh
 
