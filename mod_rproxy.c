@@ -197,6 +197,9 @@ static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
     t->path = u.path ? u.path : "";
     t->query = u.query;
     t->key = apr_psprintf(cmd->pool, "%s:%u", u.hostname, t->port);
+    t->server = cmd->server;
+    t->location = cmd->path;
+    rproxy_stats_register_target(t);
     dc->target = t;
 
     dc->strip_prefix = literal_location(cmd);
@@ -535,34 +538,24 @@ static int attempt(rproxy_exchange *x)
     return status;
 }
 
-static int rproxy_handler(request_rec *r)
+/* Proxies one request to its target: the phases before the first attempt,
+ * the attempt, and the one retry a stale kept-alive connection allows.
+ * *failed: the backend failed after the response head went out, so the
+ * request counts as an error whatever its status. */
+static int proxy_request(request_rec *r, const rproxy_dir_conf *dc,
+                         int *failed)
 {
-    const rproxy_dir_conf *dc;
     rproxy_exchange x;
     const char *uri;
     int status;
 
-    if (!r->handler || strcmp(r->handler, "rproxy")) {
-        return DECLINED;
-    }
-    dc = ap_get_module_config(r->per_dir_config, &rproxy_module);
-    RPROXY_COUNT(requests);
-    if (!dc->target) {
-        RPROXY_COUNT(errors);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "rproxy: SetHandler rproxy without RProxyTarget for %s",
-                      r->uri);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
     if (r->method_number == M_CONNECT) {
-        RPROXY_COUNT(errors);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "rproxy: CONNECT is never proxied");
         return HTTP_METHOD_NOT_ALLOWED;
     }
     status = rproxy_build_path(r, dc, &uri);
     if (status != OK) {
-        RPROXY_COUNT(errors);
         return status;
     }
 
@@ -574,7 +567,6 @@ static int rproxy_handler(request_rec *r)
     x.idempotent = is_idempotent(r);
     status = rproxy_prepare_request(&x, uri);
     if (status != OK) {
-        RPROXY_COUNT(errors);
         return status;
     }
 
@@ -592,8 +584,40 @@ static int rproxy_handler(request_rec *r)
         }
     }
     rproxy_buf_put(&x.buf);
-    if (status != OK || x.failed) {
-        RPROXY_COUNT(errors);       /* client aborts count apart */
+    *failed = x.failed;
+    return status;
+}
+
+static int rproxy_handler(request_rec *r)
+{
+    const rproxy_dir_conf *dc;
+    rproxy_target_slot *ts;
+    apr_time_t started;
+    int status, failed = 0;
+
+    if (!r->handler || strcmp(r->handler, "rproxy")) {
+        return DECLINED;
+    }
+    dc = ap_get_module_config(r->per_dir_config, &rproxy_module);
+    RPROXY_COUNT(requests);
+    if (!dc->target) {
+        RPROXY_COUNT(errors);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "rproxy: SetHandler rproxy without RProxyTarget for %s",
+                      r->uri);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ts = dc->target->stats;
+    apr_atomic_inc64(&ts->requests);
+    apr_atomic_inc32(&ts->in_flight);
+    started = apr_time_now();
+
+    status = proxy_request(r, dc, &failed);
+
+    rproxy_stats_latency(ts, apr_time_now() - started);
+    apr_atomic_dec32(&ts->in_flight);
+    if (status != OK || failed) {
+        RPROXY_COUNT_FOR(dc->target, errors);   /* client aborts apart */
     }
     return status;
 }
@@ -625,12 +649,38 @@ static int rproxy_map_to_storage(request_rec *r)
     return !err && handler && !strcmp(handler, "rproxy") ? OK : DECLINED;
 }
 
+static int rproxy_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp)
+{
+    (void)plog; (void)ptemp;
+    rproxy_stats_pre_config(pconf);
+    return OK;
+}
+
+/* Runs for apachectl configtest too: a missing shared-memory provider
+ * fails there, not at the first start. */
+static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                               apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf; (void)plog; (void)ptemp;
+    if (!rproxy_stats_provider()) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                     "mod_rproxy keeps its counters in shared memory and "
+                     "needs mod_slotmem_shm loaded too "
+                     "(LoadModule slotmem_shm_module; on Debian a2enmod "
+                     "slotmem_shm)");
+        return !OK;
+    }
+    return OK;
+}
+
 static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     rproxy_server_conf *main_sc =
         ap_get_module_config(s->module_config, &rproxy_module);
-    (void)pconf; (void)plog; (void)ptemp;
+    server_rec *main_s = s;
+    (void)plog;
 
     /* Resolve the defaults once so the hot path never checks for unset. */
     for (; s; s = s->next) {
@@ -646,7 +696,8 @@ static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (main_sc->idle_timeout < 0) {
         main_sc->idle_timeout = DEFAULT_IDLE_TIMEOUT;
     }
-    return OK;
+    return rproxy_stats_post_config(pconf, ptemp, main_s) == APR_SUCCESS
+           ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 static void rproxy_child_init(apr_pool_t *pchild, server_rec *s)
@@ -668,12 +719,15 @@ static void rproxy_register_hooks(apr_pool_t *p)
     ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "none",
                          RPROXY_BUFFER_POOL_VERSION, &rproxy_none_pool);
     rproxy_register_trailer_filter();
+    ap_hook_pre_config(rproxy_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(rproxy_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rproxy_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rproxy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(rproxy_map_to_storage, NULL, NULL,
                            APR_HOOK_FIRST);
     ap_hook_handler(rproxy_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rproxy_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    rproxy_status_register_hooks();
 }
 
 AP_DECLARE_MODULE(rproxy) = {

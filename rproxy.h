@@ -38,6 +38,9 @@ typedef struct {
     const char *path;         /* raw path, "" when the URL has none */
     const char *query;        /* raw query, NULL when none */
     const char *key;          /* "host:port": idle connections are shared by key */
+    server_rec *server;       /* where it was configured, for its name */
+    const char *location;     /* the section it is in, for its name */
+    struct rproxy_target_slot *stats; /* its shared counters */
 } rproxy_target;
 
 typedef struct {
@@ -147,19 +150,59 @@ int rproxy_field_is_hop_by_hop(const char *name, unsigned int direction,
 #define rproxy_field_allowed_in_trailer(name) \
     (!(rproxy_field_flags(name) & RPROXY_FIELD_NOT_IN_TRAILER))
 
-/* ---- counters and the failure logger (rproxy_util.c): a leaf ---- */
+/* ---- server-wide counters in shared memory (rproxy_stats.c): a leaf ---- */
 
 typedef struct {
     volatile apr_uint64_t gets, puts, buffers_allocated, fallback_buffers;
     volatile apr_uint64_t backend_connects, backend_reuses;
     volatile apr_uint64_t requests, errors, client_aborts;
     volatile apr_uint64_t bytes_from_backend, bytes_to_backend;
-    volatile apr_uint32_t active_connections;
+    volatile apr_uint32_t active_connections, idle_connections;
 } rproxy_counters;
 
-extern rproxy_counters rproxy_stats;
-#define RPROXY_COUNT(field) apr_atomic_inc64(&rproxy_stats.field)
-#define RPROXY_ADD(field, n) apr_atomic_add64(&rproxy_stats.field, (n))
+/* Response-time buckets: RPROXY_LATENCY_BUCKETS - 1 upper bounds in
+ * rproxy_latency_bounds (microseconds), then one for the rest. */
+#define RPROXY_LATENCY_BUCKETS 12
+extern const apr_interval_time_t
+    rproxy_latency_bounds[RPROXY_LATENCY_BUCKETS - 1];
+
+/* One target's counters and the name that finds them again after a
+ * restart. */
+typedef struct rproxy_target_slot {
+    char server[96];            /* ServerName:port of its virtual host */
+    char location[160];         /* its <Location> (or section) path */
+    char url[224];              /* the RProxyTarget URL */
+    int used;
+    volatile apr_uint32_t in_flight;
+    volatile apr_uint64_t requests, errors, client_aborts;
+    volatile apr_uint64_t backend_connects, backend_reuses;
+    volatile apr_uint64_t bytes_from_backend, bytes_to_backend;
+    volatile apr_uint64_t latency[RPROXY_LATENCY_BUCKETS];
+    volatile apr_uint64_t latency_us;   /* their sum */
+} rproxy_target_slot;
+
+/* The server's counters, in shared memory from post_config on. */
+extern rproxy_counters *rproxy_stats;
+#define RPROXY_COUNT(field) apr_atomic_inc64(&rproxy_stats->field)
+#define RPROXY_ADD(field, n) apr_atomic_add64(&rproxy_stats->field, (n))
+/* The same for the server and for one target. */
+#define RPROXY_COUNT_FOR(t, field) \
+    (RPROXY_COUNT(field), apr_atomic_inc64(&(t)->stats->field))
+#define RPROXY_ADD_FOR(t, field, n) \
+    (RPROXY_ADD(field, n), apr_atomic_add64(&(t)->stats->field, (n)))
+
+/* Whether httpd has a slotmem provider to keep them in. */
+const struct ap_slotmem_provider_t *rproxy_stats_provider(void);
+void rproxy_stats_pre_config(apr_pool_t *pconf);
+/* Each RProxyTarget as it is read; it gets its slot at post_config. */
+void rproxy_stats_register_target(rproxy_target *t);
+apr_status_t rproxy_stats_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
+                                      server_rec *s);
+/* All target slots, used or not; returns their count. */
+unsigned int rproxy_stats_target_slots(rproxy_target_slot ***slots);
+void rproxy_stats_latency(rproxy_target_slot *ts, apr_interval_time_t us);
+
+/* ---- the failure logger (rproxy_util.c): a leaf ---- */
 
 /* Logs one line naming target, phase and APR error; returns status. */
 int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
@@ -183,7 +226,6 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
                               apr_interval_time_t connect_timeout,
                               request_rec *r);
 void rproxy_conn_release(rproxy_conn *c, int reusable);
-int rproxy_conn_idle_count(void);
 apr_status_t rproxy_send_all(apr_socket_t *s, const char *data, apr_size_t len);
 apr_status_t rproxy_sendv_all(apr_socket_t *s, struct iovec *vec, int n);
 
@@ -229,8 +271,14 @@ int rproxy_relay_response(rproxy_exchange *x);
 /* Sends the 101 on and tunnels until either side ends. */
 int rproxy_tunnel(rproxy_exchange *x);
 
+/* ---- the live view's page (rproxy_status_html.c): data ---- */
+
+extern const char rproxy_status_html[];
+
 /* ---- the status page (rproxy_status.c) ---- */
 
 int rproxy_status_handler(request_rec *r);
+/* Adds the section of mod_status's /server-status. */
+void rproxy_status_register_hooks(void);
 
 #endif /* RPROXY_H */

@@ -25,6 +25,18 @@ static rproxy_conn **idle;
 static int idle_count, idle_cap;
 static apr_interval_time_t idle_timeout;
 
+/* The server-wide gauge counts this process's idle connections until it
+ * exits, when they close with conns_home. */
+static apr_status_t uncount_idle(void *unused)
+{
+    (void)unused;
+    while (idle_count > 0) {
+        idle_count--;
+        apr_atomic_dec32(&rproxy_stats->idle_connections);
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s)
 {
     const rproxy_server_conf *sc =
@@ -60,13 +72,10 @@ apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s)
     }
     idle_timeout = sc->idle_timeout;
     idle = apr_pcalloc(conns_home, sizeof(*idle) * (idle_cap + 1));
+    apr_pool_cleanup_register(conns_home, NULL, uncount_idle,
+                              apr_pool_cleanup_null);
     return apr_thread_mutex_create(&idle_lock, APR_THREAD_MUTEX_DEFAULT,
                                    conns_home);
-}
-
-int rproxy_conn_idle_count(void)
-{
-    return idle_count;
 }
 
 static void conn_close(rproxy_conn *c)
@@ -109,6 +118,7 @@ static rproxy_conn *idle_take(const char *key)
         }
         memmove(idle + i, idle + i + 1, sizeof(*idle) * (idle_count - i - 1));
         idle_count--;
+        apr_atomic_dec32(&rproxy_stats->idle_connections);
         if (stale) {
             expired[n_expired++] = c;
         }
@@ -176,8 +186,8 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
     while ((c = idle_take(t->key)) != NULL) {
         if (idle_conn_alive(c)) {
             c->reused = 1;
-            RPROXY_COUNT(backend_reuses);
-            apr_atomic_inc32(&rproxy_stats.active_connections);
+            RPROXY_COUNT_FOR(t, backend_reuses);
+            apr_atomic_inc32(&rproxy_stats->active_connections);
             *out = c;
             return APR_SUCCESS;
         }
@@ -188,8 +198,8 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
     }
     rv = conn_connect(out, t, connect_timeout);
     if (rv == APR_SUCCESS) {
-        RPROXY_COUNT(backend_connects);
-        apr_atomic_inc32(&rproxy_stats.active_connections);
+        RPROXY_COUNT_FOR(t, backend_connects);
+        apr_atomic_inc32(&rproxy_stats->active_connections);
     }
     return rv;
 }
@@ -198,7 +208,7 @@ void rproxy_conn_release(rproxy_conn *c, int reusable)
 {
     rproxy_conn *evicted = NULL;
 
-    apr_atomic_dec32(&rproxy_stats.active_connections);
+    apr_atomic_dec32(&rproxy_stats->active_connections);
     if (!reusable || idle_cap <= 0) {
         conn_close(c);
         return;
@@ -210,8 +220,10 @@ void rproxy_conn_release(rproxy_conn *c, int reusable)
         evicted = idle[0];
         memmove(idle, idle + 1, sizeof(*idle) * (idle_count - 1));
         idle_count--;
+        apr_atomic_dec32(&rproxy_stats->idle_connections);
     }
     idle[idle_count++] = c;
+    apr_atomic_inc32(&rproxy_stats->idle_connections);
     apr_thread_mutex_unlock(idle_lock);
     if (evicted) {
         conn_close(evicted);

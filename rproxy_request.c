@@ -478,7 +478,7 @@ static apr_status_t send_body_piece(rproxy_exchange *x, apr_size_t len,
     char size_line[32];
     struct iovec vec[3];
 
-    RPROXY_ADD(bytes_to_backend, len);
+    RPROXY_ADD_FOR(x->dc->target, bytes_to_backend, len);
     if (!chunked) {
         return rproxy_send_all(x->conn->sock, x->buf.data, len);
     }

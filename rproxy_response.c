@@ -468,7 +468,7 @@ static apr_status_t pass_gathered(void *ctx)
 /* Queues body bytes from the read window; they go out before it refills. */
 static void pass_bytes(response *rs, const char *data, apr_size_t n)
 {
-    RPROXY_ADD(bytes_from_backend, n);
+    RPROXY_ADD_FOR(rs->x->dc->target, bytes_from_backend, n);
     rs->gathered += n;
     APR_BRIGADE_INSERT_TAIL(rs->bb, apr_bucket_transient_create(data, n,
                                     rs->x->r->connection->bucket_alloc));
@@ -683,7 +683,7 @@ static int finish(response *rs)
     if (rv != APR_SUCCESS) {
         /* The client left as the last bytes went.  The backend's response
          * was read to its end, so its connection is as good as ever. */
-        RPROXY_COUNT(client_aborts);
+        RPROXY_COUNT_FOR(rs->x->dc->target, client_aborts);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, rs->x->r,
                       "rproxy: %s: client went away at the end of the "
                       "response", rs->x->dc->target->url);
@@ -794,7 +794,7 @@ int rproxy_relay_response(rproxy_exchange *x)
     }
     if (rs->client_gone) {
         x->reusable = 0;
-        RPROXY_COUNT(client_aborts);
+        RPROXY_COUNT_FOR(x->dc->target, client_aborts);
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "rproxy: %s: client went away during the response; "
                       "closing the backend connection", x->dc->target->url);

@@ -56,7 +56,7 @@ static apr_status_t to_client(tunnel *t, const char *data, apr_size_t len)
     rv = ap_pass_brigade(t->c->output_filters, t->bb);
     apr_brigade_cleanup(t->bb);
     t->bytes_down += len;
-    RPROXY_ADD(bytes_from_backend, len);
+    RPROXY_ADD_FOR(t->x->dc->target, bytes_from_backend, len);
     return rv;
 }
 
@@ -112,7 +112,7 @@ static apr_status_t pump_up_once(tunnel *t, int *moved)
     apr_brigade_cleanup(t->bb);
     if (rv == APR_SUCCESS) {
         t->bytes_up += len;
-        RPROXY_ADD(bytes_to_backend, len);
+        RPROXY_ADD_FOR(t->x->dc->target, bytes_to_backend, len);
         t->pending = t->up.data;
         t->pending_len = len;
         rv = send_pending(t);

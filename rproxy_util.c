@@ -1,13 +1,11 @@
 /*
- * rproxy_util.c - what every layer of an exchange reports through: the
- * process's counters and the one failure logger, kept in a leaf so that
- * the request, response and tunnel code can report without calling up
- * into the handler (httpd keeps the like in proxy_util.c).
+ * rproxy_util.c - the one failure logger every layer of an exchange
+ * reports through, kept low so that the request, response and tunnel code
+ * can report without calling up into the handler (httpd keeps the like in
+ * proxy_util.c).
  */
 #include "rproxy.h"
 #include "apr_strings.h"
-
-rproxy_counters rproxy_stats;
 
 int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
                 const char *fmt, ...)

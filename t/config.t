@@ -51,18 +51,22 @@ my @cases = (
     [ 'RProxyAllowUpgrade',              qr/RProxyAllowUpgrade/ ],
 );
 
-plan tests => 2 * @cases + 5;
+plan tests => 2 * @cases + 7;
 
 my $dir = tempdir(CLEANUP => 1);
 
+my $slotmem = "$1/mod_slotmem_shm.so" if $mpm =~ m{ (\S+)/mod_mpm_\w+\.so$};
+
 sub check_config {
-    my ($server_level, $location_level) = @_;
+    my ($server_level, $location_level, $no_slotmem) = @_;
+    my $load_slotmem = $no_slotmem ? '' : qq(LoadModule slotmem_shm_module "$slotmem");
     my $conf = "$dir/httpd.conf";
     open my $fh, '>', $conf or die $!;
     my ($mpm_name, $mpm_path) = split ' ', $mpm;
     print $fh <<"EOC";
 ServerRoot "$dir"
 LoadModule $mpm_name "$mpm_path"
+$load_slotmem
 LoadModule rproxy_module "$module"
 ErrorLog "$dir/error_log"
 PidFile "$dir/httpd.pid"
@@ -108,4 +112,12 @@ for my $c (@cases) {
 for my $url ('http://127.0.0.1:65535/', 'http://127.0.0.1:1/caf%C3%A9/') {
     my ($rc, $out) = check_config('', "RProxyTarget \"$url\"");
     ok t_cmp($rc, 0, "RProxyTarget $url passes") or diag $out;
+}
+
+# The counters live in mod_slotmem_shm's shared memory: without it the
+# config test fails and says what to load.
+{
+    my ($rc, $out) = check_config('', '', 1);
+    ok t_cmp($rc != 0 ? 1 : 0, 1, 'without mod_slotmem_shm the config test fails');
+    ok t_cmp($out, qr/needs mod_slotmem_shm/, 'and names the module') or diag $out;
 }

@@ -319,9 +319,12 @@ sub get {
     }
     elsif ($head =~ /^Transfer-Encoding:\s*chunked/mi) {
         for (;;) {
-            while ($self->{buf} !~ /\A([0-9a-fA-F]+)[^\r\n]*\r\n/) { $self->_more or return ($status, $body) }
-            my $size = hex $1;
-            my $hl = length $&;
+            # (The captures of a match in a loop's condition do not outlive
+            # the loop: match again here.)
+            while ($self->{buf} !~ /\A[0-9a-fA-F]+[^\r\n]*\r\n/) { $self->_more or return ($status, $body) }
+            my ($line, $hex) = $self->{buf} =~ /\A(([0-9a-fA-F]+)[^\r\n]*\r\n)/;
+            my $size = hex $hex;
+            my $hl = length $line;
             if ($size == 0) {
                 while (index($self->{buf}, "\r\n\r\n", $hl - 2) < 0) { $self->_more or last }
                 my $t = index($self->{buf}, "\r\n\r\n", $hl - 2);

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Loads a page in headless Chromium and waits for its title to settle.
 
-    browser_check.py CHROMIUM URL SECONDS
+    browser_check.py CHROMIUM URL SECONDS [EXPRESSION]
 
 Starts CHROMIUM headless on URL with a throw-away profile (and HOME), in
 a process group of its own, and asks it over the DevTools protocol (a WebSocket on
 127.0.0.1, through Debian's python3-websockets) for document.title until
-the title no longer says "pending" or SECONDS have passed.  Prints one JSON
+the title no longer says "pending" (or, given EXPRESSION, until that
+JavaScript expression is true) or SECONDS have passed.  Prints one JSON
 object: the title, the page's text, and whether the browser's whole process
 group was gone at the end.  Used by t/browser.t.
 """
@@ -56,7 +57,7 @@ def page_socket(port, url, deadline):
     raise TimeoutError("the browser shows no tab with " + url)
 
 
-async def watch(ws_url, deadline):
+async def watch(ws_url, deadline, until=None):
     out = {"title": None, "text": None}
     async with connect(ws_url, max_size=None, ping_interval=None,
                        open_timeout=10, close_timeout=5) as ws:
@@ -77,7 +78,11 @@ async def watch(ws_url, deadline):
 
         while time.monotonic() < deadline:
             out["title"] = await evaluate("document.title")
-            if out["title"] and "pending" not in out["title"]:
+            if until is not None:
+                if await evaluate("!!(%s)" % until):
+                    out["until"] = True
+                    break
+            elif out["title"] and "pending" not in out["title"]:
                 break
             await asyncio.sleep(0.1)
         out["text"] = await evaluate("document.body ? document.body.innerText : ''")
@@ -147,9 +152,10 @@ def end_group(proc):
 
 
 def main():
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     chromium, url, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    until = sys.argv[4] if len(sys.argv) == 5 else None
     deadline = time.monotonic() + seconds
     # Ended from outside: still end the browser (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
@@ -172,7 +178,7 @@ def main():
     try:
         port = devtools_port(profile, deadline)
         out.update(asyncio.run(watch(page_socket(port, url, deadline),
-                                     deadline)))
+                                     deadline, until)))
     except Exception as e:  # reported, for the test to show
         out["error"] = "%s: %s" % (type(e).__name__, e)
     finally:
