@@ -66,6 +66,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     dc->preserve_host = MERGE(preserve_host, -1);
     dc->add_forwarded = MERGE(add_forwarded, -1);
     dc->upgrades = MERGE(upgrades, NULL);
+    dc->retry_statuses = MERGE(retry_statuses, NULL);
     return dc;
 }
 
@@ -92,6 +93,10 @@ static void *merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     sc->idle_timeout = MERGE(idle_timeout, -1);
     sc->max_head_size = MERGE(max_head_size, 0);
     sc->max_headers = MERGE(max_headers, 0);
+    /* A virtual host's groups, and the main server's it does not hide. */
+    sc->groups = add->groups && base->groups
+                 ? apr_hash_overlay(p, add->groups, base->groups)
+                 : add->groups ? add->groups : base->groups;
     return sc;
 }
 
@@ -140,63 +145,106 @@ static const char *unsendable_byte(const char *s)
     return NULL;
 }
 
-static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
+/* Parses an http:// URL for directive `what`: into *u, its port into
+ * *port; an error message naming the directive and the value, or NULL.
+ * with_path: a path and query may follow the authority. */
+static const char *parse_http_url(cmd_parms *cmd, const char *what,
+                                  const char *url, int with_path,
+                                  apr_uri_t *u, apr_port_t *port)
 {
-    rproxy_dir_conf *dc = dcv;
-    rproxy_target *t = apr_pcalloc(cmd->pool, sizeof(*t));
     const char *bad;
-    apr_int64_t port = 80;
-    apr_uri_t u;
-    apr_status_t rv = apr_uri_parse(cmd->pool, url, &u);
+    apr_int64_t p = 80;
+    apr_status_t rv = apr_uri_parse(cmd->pool, url, u);
 
-    if (rv == APR_SUCCESS && u.scheme && !strcasecmp(u.scheme, "https")) {
-        return apr_psprintf(cmd->pool, "RProxyTarget: '%s': https backends "
-                            "are not supported (yet); use http://", url);
+    if (rv == APR_SUCCESS && u->scheme && !strcasecmp(u->scheme, "https")) {
+        return apr_psprintf(cmd->pool, "%s: '%s': https backends "
+                            "are not supported (yet); use http://", what, url);
     }
-    if (rv != APR_SUCCESS || !u.scheme
-        || strcasecmp(u.scheme, "http") || !u.hostname || !*u.hostname
-        || u.user || u.password || u.fragment) {
-        return apr_psprintf(cmd->pool, "RProxyTarget: '%s' is not a URL of "
-                            "the form http://host[:port][/path][?query]", url);
+    if (rv != APR_SUCCESS || !u->scheme
+        || strcasecmp(u->scheme, "http") || !u->hostname || !*u->hostname
+        || u->user || u->password || u->fragment
+        || (!with_path && ((u->path && strcmp(u->path, "/")) || u->query))) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a URL of the form "
+                            "http://host[:port]%s", what, url,
+                            with_path ? "[/path][?query]" : "");
     }
     /* Every byte of the target ends up in the request line or the Host
      * header: one they cannot carry would have every request refused by
      * the backend (or split on the wire), so refuse it here, once. */
     if ((bad = unsendable_byte(url)) != NULL) {
-        return apr_psprintf(cmd->pool, "RProxyTarget: '%s': byte 0x%02X at "
+        return apr_psprintf(cmd->pool, "%s: '%s': byte 0x%02X at "
                             "offset %d cannot be sent in a request line; "
-                            "percent-encode it (%%%02X)", url,
+                            "percent-encode it (%%%02X)", what, url,
                             (unsigned char)*bad, (int)(bad - url),
                             (unsigned char)*bad);
     }
     /* apr_uri_parse() stores the port in an apr_port_t through strtol(),
      * so 99999 would silently become 34463 and -1 65535: check what was
      * written instead. */
-    if (u.port_str) {
+    if (u->port_str) {
         char *end;
 
         errno = 0;
-        port = apr_strtoi64(u.port_str, &end, 10);
+        p = apr_strtoi64(u->port_str, &end, 10);
         /* Digits only: strtol-style parsing would take "+80" or " 80". */
-        if (!*u.port_str || u.port_str[strspn(u.port_str, "0123456789")]
-            || errno || *end || port < 1 || port > 65535) {
-            return apr_psprintf(cmd->pool, "RProxyTarget: '%s': port '%s' "
+        if (!*u->port_str || u->port_str[strspn(u->port_str, "0123456789")]
+            || errno || *end || p < 1 || p > 65535) {
+            return apr_psprintf(cmd->pool, "%s: '%s': port '%s' "
                                 "is not a number between 1 and 65535",
-                                url, u.port_str);
+                                what, url, u->port_str);
         }
     }
+    *port = (apr_port_t)p;
+    return NULL;
+}
+
+/* host[:port] as written: the Host header a backend gets by default. */
+static const char *authority_of(apr_pool_t *p, const apr_uri_t *u)
+{
+    int v6 = ap_strchr_c(u->hostname, ':') != NULL;
+    return apr_psprintf(p, "%s%s%s%s%s", v6 ? "[" : "", u->hostname,
+                        v6 ? "]" : "", u->port_str ? ":" : "",
+                        u->port_str ? u->port_str : "");
+}
+
+#define GROUP_SCHEME "group://"
+
+static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
+{
+    rproxy_dir_conf *dc = dcv;
+    rproxy_target *t = apr_pcalloc(cmd->pool, sizeof(*t));
+    apr_uri_t u;
+    const char *err;
+
+    if (!strncasecmp(url, GROUP_SCHEME, sizeof(GROUP_SCHEME) - 1)) {
+        /* group://NAME[/path][?query]: the group is looked up once the
+         * whole configuration is read (check_config). */
+        const char *name = url + sizeof(GROUP_SCHEME) - 1;
+        apr_size_t len = strcspn(name, "/?");
+        const char *rest = name + len, *q = ap_strchr_c(rest, '?');
+        if (!len || *ap_scan_http_token(apr_pstrmemdup(cmd->pool, name, len))
+            || unsendable_byte(rest)) {
+            return apr_psprintf(cmd->pool, "RProxyTarget: '%s' is not of the "
+                                "form group://NAME[/path][?query]", url);
+        }
+        t->group_name = apr_pstrmemdup(cmd->pool, name, len);
+        t->path = q ? apr_pstrmemdup(cmd->pool, rest, q - rest) : rest;
+        t->query = q ? q + 1 : NULL;
+    }
+    else {
+        err = parse_http_url(cmd, "RProxyTarget", url, 1, &u,
+                             &t->backend.port);
+        if (err) {
+            return err;
+        }
+        t->backend.host = u.hostname;
+        t->backend.authority = authority_of(cmd->pool, &u);
+        t->backend.key = apr_psprintf(cmd->pool, "%s:%u", u.hostname,
+                                      t->backend.port);
+        t->path = u.path ? u.path : "";
+        t->query = u.query;
+    }
     t->url = url;
-    t->host = u.hostname;
-    t->port = (apr_port_t)port;
-    t->authority = apr_psprintf(cmd->pool, "%s%s%s%s%s",
-                                ap_strchr_c(u.hostname, ':') ? "[" : "",
-                                u.hostname,
-                                ap_strchr_c(u.hostname, ':') ? "]" : "",
-                                u.port_str ? ":" : "",
-                                u.port_str ? u.port_str : "");
-    t->path = u.path ? u.path : "";
-    t->query = u.query;
-    t->key = apr_psprintf(cmd->pool, "%s:%u", u.hostname, t->port);
     t->server = cmd->server;
     t->location = cmd->path;
     rproxy_stats_register_target(t);
@@ -406,6 +454,250 @@ static const char *set_flag(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+/* ---- <RProxyGroup> ---- */
+
+/* The group whose section is being read, for the directives inside. */
+static rproxy_group *reading_group;
+
+static const char *group_section(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    rproxy_server_conf *sc =
+        ap_get_module_config(cmd->server->module_config, &rproxy_module);
+    char *name, *end = strrchr(arg, '>');
+    rproxy_group *g;
+
+    (void)dcv;
+    if (err) {
+        return err;
+    }
+    if (!end) {
+        return "<RProxyGroup> section not closed with '>'";
+    }
+    name = apr_pstrmemdup(cmd->temp_pool, arg, end - arg);
+    name = ap_getword_conf(cmd->pool, (const char **)&name);
+    if (!*name || *ap_scan_http_token(name)) {
+        return apr_psprintf(cmd->pool, "<RProxyGroup %s>: the name must be a "
+                            "token (letters, digits, -._~ ...)", name);
+    }
+    if (!sc->groups) {
+        sc->groups = apr_hash_make(cmd->pool);
+    }
+    if (apr_hash_get(sc->groups, name, APR_HASH_KEY_STRING)) {
+        return apr_psprintf(cmd->pool, "<RProxyGroup %s>: a group of that "
+                            "name is already defined here", name);
+    }
+    g = rproxy_group_make(cmd->pool, name, cmd->server);
+    reading_group = g;
+    err = ap_walk_config(cmd->directive->first_child, cmd, cmd->context);
+    reading_group = NULL;
+    if (err) {
+        return err;
+    }
+    if (!g->members->nelts) {
+        return apr_psprintf(cmd->pool, "<RProxyGroup %s> has no RProxyMember",
+                            name);
+    }
+    apr_hash_set(sc->groups, name, APR_HASH_KEY_STRING, g);
+    return NULL;
+}
+
+/* The group a directive inside <RProxyGroup> configures, or an error. */
+static const char *in_group(cmd_parms *cmd, rproxy_group **g)
+{
+    *g = reading_group;
+    return *g ? NULL : apr_psprintf(cmd->pool, "%s is only allowed inside "
+                                    "<RProxyGroup>", cmd->cmd->name);
+}
+
+/* "key=value" in an argument list: the value if arg has that key. */
+static const char *value_of(const char *arg, const char *key)
+{
+    apr_size_t n = strlen(key);
+    return !strncasecmp(arg, key, n) && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
+/* RProxyMember http://host[:port] [weight=N] [backup] [drain] */
+static const char *set_member(cmd_parms *cmd, void *dcv, const char *args)
+{
+    rproxy_group *g;
+    rproxy_member_conf *mc;
+    const char *err = in_group(cmd, &g), *url, *word;
+    apr_uri_t u;
+    (void)dcv;
+
+    if (err) {
+        return err;
+    }
+    url = ap_getword_conf(cmd->pool, &args);
+    mc = apr_array_push(g->members);
+    memset(mc, 0, sizeof(*mc));
+    err = parse_http_url(cmd, "RProxyMember", url, 0, &u, &mc->port);
+    if (err) {
+        return err;
+    }
+    mc->url = url;
+    mc->host = u.hostname;
+    mc->authority = authority_of(cmd->pool, &u);
+    mc->weight = 1;
+    while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
+        const char *v;
+        if ((v = value_of(word, "weight")) != NULL) {
+            apr_int64_t w;
+            err = parse_int(cmd, v, 1, 1000, "a weight", &w);
+            if (err) {
+                return err;
+            }
+            mc->weight = (int)w;
+        }
+        else if (!strcasecmp(word, "backup")) {
+            mc->backup = 1;
+        }
+        else if (!strcasecmp(word, "drain")) {
+            mc->drain = 1;
+        }
+        else {
+            return apr_psprintf(cmd->pool, "RProxyMember %s: unknown option "
+                                "'%s' (weight=N, backup, drain)", url, word);
+        }
+    }
+    return NULL;
+}
+
+/* RProxyBalance p2c | round-robin | hash client-ip | hash header NAME |
+ * hash cookie NAME */
+static const char *set_balance(cmd_parms *cmd, void *dcv, const char *args)
+{
+    rproxy_group *g;
+    const char *err = in_group(cmd, &g), *how, *what, *name;
+    (void)dcv;
+
+    if (err) {
+        return err;
+    }
+    how = ap_getword_conf(cmd->pool, &args);
+    what = ap_getword_conf(cmd->pool, &args);
+    name = ap_getword_conf(cmd->pool, &args);
+    if (!strcasecmp(how, "p2c") && !*what) {
+        g->balance = RPROXY_BALANCE_P2C;
+    }
+    else if (!strcasecmp(how, "round-robin") && !*what) {
+        g->balance = RPROXY_BALANCE_ROUND_ROBIN;
+    }
+    else if (!strcasecmp(how, "hash") && !strcasecmp(what, "client-ip")
+             && !*name) {
+        g->balance = RPROXY_BALANCE_HASH;
+        g->hash_source = RPROXY_HASH_CLIENT_IP;
+    }
+    else if (!strcasecmp(how, "hash") && *name && !*args
+             && (!strcasecmp(what, "header") || !strcasecmp(what, "cookie"))) {
+        g->balance = RPROXY_BALANCE_HASH;
+        g->hash_source = strcasecmp(what, "header") ? RPROXY_HASH_COOKIE
+                                                    : RPROXY_HASH_HEADER;
+        g->hash_name = name;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "RProxyBalance: '%s %s %s' is not one "
+                            "of p2c, round-robin, hash client-ip, hash header "
+                            "NAME, hash cookie NAME", how, what, name);
+    }
+    return NULL;
+}
+
+/* RProxyEject failures=N time=T max=T max-share=PCT */
+static const char *set_eject(cmd_parms *cmd, void *dcv, const char *args)
+{
+    rproxy_group *g;
+    const char *err = in_group(cmd, &g), *word;
+    (void)dcv;
+
+    if (err) {
+        return err;
+    }
+    while (!err && *(word = ap_getword_conf(cmd->temp_pool, &args))) {
+        const char *v;
+        apr_int64_t n;
+        if ((v = value_of(word, "failures")) != NULL) {
+            err = parse_int(cmd, v, 1, 1000, "a failure count", &n);
+            g->eject_after = (int)n;
+        }
+        else if ((v = value_of(word, "time")) != NULL) {
+            err = parse_timeout(cmd, v, &g->eject_time);
+        }
+        else if ((v = value_of(word, "max")) != NULL) {
+            err = parse_timeout(cmd, v, &g->eject_max);
+        }
+        else if ((v = value_of(word, "max-share")) != NULL) {
+            char *pct = apr_pstrdup(cmd->temp_pool, v);
+            apr_size_t len = strlen(pct);
+            if (len && pct[len - 1] == '%') {
+                pct[len - 1] = '\0';
+            }
+            err = parse_int(cmd, pct, 0, 100, "a percentage", &n);
+            g->max_ejected_pct = (int)n;
+        }
+        else {
+            err = apr_psprintf(cmd->pool, "RProxyEject: unknown option '%s' "
+                               "(failures=N, time=T, max=T, max-share=P%%)",
+                               word);
+        }
+    }
+    return err;
+}
+
+static const char *set_slow_start(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    rproxy_group *g;
+    const char *err = in_group(cmd, &g);
+    (void)dcv;
+    if (err) {
+        return err;
+    }
+    if (!strcmp(arg, "0")) {
+        g->slow_start = 0;
+        return NULL;
+    }
+    return parse_timeout(cmd, arg, &g->slow_start);
+}
+
+static const char *set_max_tries(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    rproxy_group *g;
+    apr_int64_t n;
+    const char *err = in_group(cmd, &g);
+    (void)dcv;
+    if (!err) {
+        err = parse_int(cmd, arg, 1, 100, "a number of tries", &n);
+    }
+    if (!err) {
+        g->max_tries = (int)n;
+    }
+    return err;
+}
+
+/* RProxyRetryOnStatus 502 503 504 | none */
+static const char *set_retry_statuses(cmd_parms *cmd, void *dcv,
+                                      const char *args)
+{
+    rproxy_dir_conf *dc = dcv;
+    const char *word;
+
+    dc->retry_statuses = apr_array_make(cmd->pool, 3, sizeof(int));
+    while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
+        apr_int64_t n;
+        const char *err;
+        if (!strcasecmp(word, "none")) {
+            continue;
+        }
+        err = parse_int(cmd, word, 500, 599, "a 5xx status", &n);
+        if (err) {
+            return err;
+        }
+        *(int *)apr_array_push(dc->retry_statuses) = (int)n;
+    }
+    return NULL;
+}
+
 static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyTarget", set_target, NULL, RSRC_CONF | ACCESS_CONF,
                   "Backend base URL: http://host[:port][/path][?query]"),
@@ -443,6 +735,24 @@ static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyMaxResponseHeaders", set_server_int,
                   (void *)SET_MAX_HEADERS, RSRC_CONF,
                   "Most header fields in a backend response head"),
+    AP_INIT_RAW_ARGS("<RProxyGroup", group_section, NULL, RSRC_CONF,
+                     "A named group of backends: <RProxyGroup name>"),
+    AP_INIT_RAW_ARGS("RProxyMember", set_member, NULL, RSRC_CONF,
+                     "A group member: http://host[:port] [weight=N] "
+                     "[backup] [drain]"),
+    AP_INIT_RAW_ARGS("RProxyBalance", set_balance, NULL, RSRC_CONF,
+                     "How a group picks: p2c, round-robin, hash client-ip, "
+                     "hash header NAME, hash cookie NAME"),
+    AP_INIT_RAW_ARGS("RProxyEject", set_eject, NULL, RSRC_CONF,
+                     "Passive health: failures=N time=T max=T max-share=P%"),
+    AP_INIT_TAKE1("RProxySlowStart", set_slow_start, NULL, RSRC_CONF,
+                  "How long a returning member takes to reach its weight"),
+    AP_INIT_TAKE1("RProxyMaxTries", set_max_tries, NULL, RSRC_CONF,
+                  "Members one request may try (default: 3)"),
+    AP_INIT_RAW_ARGS("RProxyRetryOnStatus", set_retry_statuses, NULL,
+                     RSRC_CONF | ACCESS_CONF,
+                     "5xx statuses on which an idempotent request is tried "
+                     "on another member (default: none)"),
     { NULL, { NULL }, NULL, 0, 0, NULL }
 };
 
@@ -468,14 +778,16 @@ static int connect_backend(rproxy_exchange *x)
 
     x->phase = "connecting";
     x->started = apr_time_now();
-    rv = rproxy_conn_open(&x->conn, x->dc->target,
+    x->connect_failed = 0;
+    rv = rproxy_conn_open(&x->conn, x->backend,
                           x->dc->connect_timeout > 0 ? x->dc->connect_timeout
                                                      : DEFAULT_CONNECT_TIMEOUT,
                           x->r);
     if (rv != APR_SUCCESS) {
         x->conn = NULL;
+        x->connect_failed = 1;
         return rproxy_fail(x, HTTP_BAD_GATEWAY, rv, "cannot connect to %s",
-                           x->dc->target->key);
+                           x->backend->key);
     }
     apr_socket_timeout_set(x->conn->sock, x->timeout);
     apr_table_setn(x->r->notes, "rproxy-reused", x->conn->reused ? "1" : "0");
@@ -538,6 +850,130 @@ static int attempt(rproxy_exchange *x)
     return status;
 }
 
+/* RProxyRetryOnStatus applies to a request that may be sent twice and
+ * has no body to read again. */
+static int may_retry_on_status(const rproxy_exchange *x)
+{
+    return x->dc->retry_statuses && x->dc->retry_statuses->nelts
+           && x->idempotent && x->framing == RPROXY_BODY_NONE;
+}
+
+/* Seconds until the first ejected member comes back, for Retry-After. */
+static int seconds_to_return(const rproxy_group *g)
+{
+    apr_time_t now = apr_time_now(), first = 0;
+    int i;
+
+    for (i = 0; i < g->n_slots; i++) {
+        const rproxy_member_slot *m = g->slots[i];
+        if (m->fig.used && m->health == RPROXY_MEMBER_EJECTED
+            && (!first || (apr_time_t)m->ejected_until < first)) {
+            first = (apr_time_t)m->ejected_until;
+        }
+    }
+    return first > now ? (int)apr_time_sec(first - now) + 1 : 5;
+}
+
+/* A group's request: members picked one after another until one answers,
+ * within the group's tries and the retry budget, following RFC 9110
+ * 9.2.2: a member that could not be connected to got nothing, so any
+ * request moves on; one whose reused connection died before any response
+ * byte is tried again only for an idempotent request (rproxy_response.c
+ * says so with RPROXY_STALE); a request whose bytes a member may have
+ * acted on is never sent again, but for RProxyRetryOnStatus. */
+static int try_members(rproxy_exchange *x, rproxy_group *g)
+{
+    request_rec *r = x->r;
+    unsigned char *tried = apr_pcalloc(r->pool, g->n_slots + 1);
+    apr_uint32_t rnd = (apr_uint32_t)(apr_time_now() ^ (apr_uintptr_t)r);
+    int tries = 0, retrying = 0, status = HTTP_SERVICE_UNAVAILABLE;
+    const char *failed_key = NULL, *why = NULL;
+    rproxy_backend backend;
+
+    rproxy_group_count_request(g);
+    for (;;) {
+        rproxy_member_slot *m = rproxy_group_pick(g, r, tried, &rnd);
+        apr_time_t started;
+        int again;
+
+        if (!m) {
+            if (!tries) {
+                apr_atomic_inc64(&g->shared->no_member);
+                apr_table_setn(r->err_headers_out, "Retry-After",
+                               apr_itoa(r->pool, seconds_to_return(g)));
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                              "rproxy: %s: group %s has no usable member "
+                              "(all down, ejected or draining)",
+                              x->dc->target->url, g->name);
+            }
+            break;
+        }
+        if (failed_key) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "rproxy: %s: group %s: member %s failed (%s); "
+                          "trying %s", x->dc->target->url, g->name,
+                          failed_key, why, m->key);
+        }
+        tried[rproxy_group_slot_index(g, m)] = 1;
+        backend.host = m->host;
+        backend.port = m->port;
+        backend.authority = m->authority;
+        backend.key = m->key;
+        backend.stats = &m->fig;
+        x->backend = &backend;
+        x->retry_statuses = tries + 1 < g->max_tries
+                            && may_retry_on_status(x)
+                            ? x->dc->retry_statuses : NULL;
+        apr_atomic_inc64(&m->fig.requests);
+        apr_atomic_inc32(&m->fig.in_flight);
+        started = apr_time_now();
+        status = attempt(x);
+        rproxy_stats_latency(&m->fig, apr_time_now() - started);
+        apr_atomic_dec32(&m->fig.in_flight);
+        tries++;
+
+        /* The member's health: failing to connect, a connection dying
+         * before any response byte, a timeout count against it. */
+        if (x->connect_failed || status == HTTP_GATEWAY_TIME_OUT
+            || (status == HTTP_BAD_GATEWAY && !x->got_bytes)
+            || status == RPROXY_RETRY_STATUS) {
+            apr_atomic_inc64(&m->fig.errors);
+            rproxy_member_failed(g, m, x->connect_failed ? "connect failed"
+                                 : status == RPROXY_RETRY_STATUS
+                                 ? "retried status" : x->phase);
+        }
+        else if (status == OK && !x->failed) {
+            rproxy_member_succeeded(g, m);
+        }
+        again = x->connect_failed || status == RPROXY_STALE
+                || status == RPROXY_RETRY_STATUS;
+        if (retrying) {
+            rproxy_group_retry_done(g);
+            retrying = 0;
+        }
+        if (!again) {
+            break;
+        }
+        if (tries >= g->max_tries || !rproxy_group_take_retry(g)) {
+            if (status == RPROXY_STALE || status == RPROXY_RETRY_STATUS) {
+                status = rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "group %s: "
+                                     "no member left to try after %d",
+                                     g->name, tries);
+            }
+            break;
+        }
+        retrying = 1;
+        apr_atomic_inc64(&g->shared->retries);
+        failed_key = m->key;
+        why = x->connect_failed ? "connect" : status == RPROXY_STALE
+              ? "closed before answering" : "retried status";
+    }
+    if (retrying) {
+        rproxy_group_retry_done(g);
+    }
+    return status;
+}
+
 /* Proxies one request to its target: the phases before the first attempt,
  * the attempt, and the one retry a stale kept-alive connection allows.
  * *failed: the backend failed after the response head went out, so the
@@ -571,16 +1007,22 @@ static int proxy_request(request_rec *r, const rproxy_dir_conf *dc,
     }
 
     rproxy_buf_get(&x.buf, r, dc, x.sc);
-    status = attempt(&x);
-    if (status == RPROXY_STALE) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "rproxy: %s: reused connection failed before any "
-                      "response; retrying on a new one", dc->target->url);
+    if (dc->target->group) {
+        status = try_members(&x, dc->target->group);
+    }
+    else {
+        x.backend = &dc->target->backend;
         status = attempt(&x);
         if (status == RPROXY_STALE) {
-            status = rproxy_fail(&x, HTTP_BAD_GATEWAY, 0,
-                                 "backend closed two connections in a row "
-                                 "without answering");
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          "rproxy: %s: reused connection failed before any "
+                          "response; retrying on a new one", dc->target->url);
+            status = attempt(&x);
+            if (status == RPROXY_STALE) {
+                status = rproxy_fail(&x, HTTP_BAD_GATEWAY, 0,
+                                     "backend closed two connections in a "
+                                     "row without answering");
+            }
         }
     }
     rproxy_buf_put(&x.buf);
@@ -662,7 +1104,28 @@ static int rproxy_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
 static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                apr_pool_t *ptemp, server_rec *s)
 {
+    const apr_array_header_t *targets = rproxy_stats_targets();
+    int i;
+
     (void)pconf; (void)plog; (void)ptemp;
+    /* group:// targets find their group: the virtual host's, or the main
+     * server's. */
+    for (i = 0; i < targets->nelts; i++) {
+        rproxy_target *t = APR_ARRAY_IDX(targets, i, rproxy_target *);
+        const rproxy_server_conf *sc;
+        if (!t->group_name) {
+            continue;
+        }
+        sc = ap_get_module_config(t->server->module_config, &rproxy_module);
+        t->group = sc->groups ? apr_hash_get(sc->groups, t->group_name,
+                                             APR_HASH_KEY_STRING) : NULL;
+        if (!t->group) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                         "RProxyTarget %s: no <RProxyGroup %s> in this "
+                         "server or virtual host", t->url, t->group_name);
+            return !OK;
+        }
+    }
     if (!rproxy_stats_provider()) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
                      "mod_rproxy keeps its counters in shared memory and "
@@ -696,7 +1159,11 @@ static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (main_sc->idle_timeout < 0) {
         main_sc->idle_timeout = DEFAULT_IDLE_TIMEOUT;
     }
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;      /* the memory is made for the run that serves */
+    }
     return rproxy_stats_post_config(pconf, ptemp, main_s) == APR_SUCCESS
+           && rproxy_groups_post_config(pconf, ptemp, main_s) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
@@ -705,6 +1172,9 @@ static void rproxy_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv = rproxy_pool_child_init(pchild);
     if (rv == APR_SUCCESS) {
         rv = rproxy_conn_child_init(pchild, s);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = rproxy_groups_child_init(pchild, s);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,

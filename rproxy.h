@@ -17,6 +17,7 @@
 #include "http_log.h"
 #include "apr_network_io.h"
 #include "apr_atomic.h"
+#include "apr_hash.h"
 
 #include "mod_rproxy.h"
 #include "rproxy_parse.h"
@@ -30,14 +31,24 @@ APLOG_USE_MODULE(rproxy);
 
 /* ---- configuration (mod_rproxy.c) ---- */
 
+/* Where one connection goes: a plain target, or one member of a group. */
 typedef struct {
-    const char *url;          /* as written, for log lines */
-    const char *host;         /* for connect() */
+    const char *host;         /* for connect(): a name, or an address */
     apr_port_t port;
     const char *authority;    /* host[:port] as written: the default Host */
+    const char *key;          /* "host:port": idle connections are shared by key */
+    struct rproxy_target_slot *stats; /* its shared counters (and health) */
+} rproxy_backend;
+
+struct rproxy_group;
+
+typedef struct {
+    const char *url;          /* as written, for log lines */
+    rproxy_backend backend;   /* a plain http:// target's one backend */
+    const char *group_name;   /* group://NAME/...: the group, by name */
+    struct rproxy_group *group; /* ... found at check_config */
     const char *path;         /* raw path, "" when the URL has none */
     const char *query;        /* raw query, NULL when none */
-    const char *key;          /* "host:port": idle connections are shared by key */
     server_rec *server;       /* where it was configured, for its name */
     const char *location;     /* the section it is in, for its name */
     struct rproxy_target_slot *stats; /* its shared counters */
@@ -54,6 +65,7 @@ typedef struct {
     int preserve_host;                 /* -1 unset */
     int add_forwarded;                 /* -1 unset */
     apr_array_header_t *upgrades;      /* RProxyAllowUpgrade; NULL unset */
+    apr_array_header_t *retry_statuses;/* RProxyRetryOnStatus; NULL unset */
 } rproxy_dir_conf;
 
 typedef struct {
@@ -63,6 +75,7 @@ typedef struct {
     apr_interval_time_t idle_timeout;
     apr_size_t max_head_size;          /* backend response head, in bytes */
     int max_headers;                   /* backend response header lines */
+    apr_hash_t *groups;                /* <RProxyGroup>s by name */
 } rproxy_server_conf;
 
 /* ---- types every layer shares ---- */
@@ -93,6 +106,7 @@ typedef struct {
     request_rec *r;
     const rproxy_dir_conf *dc;
     const rproxy_server_conf *sc;
+    const rproxy_backend *backend; /* this attempt's: the target's or a member's */
     rproxy_conn *conn;
     rproxy_buf buf;
     rproxy_reader rd;           /* backend read window over buf */
@@ -105,6 +119,9 @@ typedef struct {
     int idempotent;             /* may be retried on a fresh connection */
     int body_started;           /* client body reading began: no retry */
     int expect_continue;        /* the backend is asked for a 100 */
+    int connect_failed;         /* this attempt got no connection */
+    const apr_array_header_t *retry_statuses; /* final statuses that give
+                                 * RPROXY_RETRY_STATUS, or NULL */
     apr_status_t send_failed;   /* writing to the backend failed */
     const char *phase;          /* for log lines */
     struct rproxy_response *resp; /* rproxy_response.c's state */
@@ -113,6 +130,7 @@ typedef struct {
     apr_time_t started;         /* this attempt began (for the log note) */
     char *head;                 /* the request head, built once */
     apr_size_t head_len;
+    apr_size_t host_at;         /* where the member's Host goes in it, or 0 */
     rproxy_body_framing framing; /* of the request body to the backend */
 } rproxy_exchange;
 
@@ -196,8 +214,17 @@ const struct ap_slotmem_provider_t *rproxy_stats_provider(void);
 void rproxy_stats_pre_config(apr_pool_t *pconf);
 /* Each RProxyTarget as it is read; it gets its slot at post_config. */
 void rproxy_stats_register_target(rproxy_target *t);
+/* Every RProxyTarget read (rproxy_target *). */
+const apr_array_header_t *rproxy_stats_targets(void);
 apr_status_t rproxy_stats_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                       server_rec *s);
+/* ServerName:port of s, as slots name their virtual host. */
+const char *rproxy_stats_server_label(apr_pool_t *p, server_rec *s);
+/* count slots of size bytes in shared memory named name, restored after a
+ * restart when the layout is the same; slots[] gets where each lies. */
+apr_status_t rproxy_stats_create(const char *name, apr_size_t size,
+                                 unsigned int count, void **slots,
+                                 apr_pool_t *pconf, server_rec *s);
 /* All target slots, used or not; returns their count. */
 unsigned int rproxy_stats_target_slots(rproxy_target_slot ***slots);
 void rproxy_stats_latency(rproxy_target_slot *ts, apr_interval_time_t us);
@@ -208,6 +235,109 @@ void rproxy_stats_latency(rproxy_target_slot *ts, apr_interval_time_t us);
 int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
                 const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* ---- backend groups (rproxy_group.c) ---- */
+
+enum { RPROXY_MEMBER_UP, RPROXY_MEMBER_EJECTED, RPROXY_MEMBER_DOWN,
+       RPROXY_MEMBER_DRAINING, RPROXY_MEMBER_GONE, RPROXY_MEMBER_STATES };
+enum { RPROXY_BALANCE_P2C, RPROXY_BALANCE_ROUND_ROBIN, RPROXY_BALANCE_HASH };
+enum { RPROXY_HASH_CLIENT_IP, RPROXY_HASH_HEADER, RPROXY_HASH_COOKIE };
+
+/* One member address, in shared memory. */
+typedef struct rproxy_member_slot {
+    rproxy_target_slot fig;     /* figures; location: the group's name, url:
+                                 * the member as written and its address */
+    char host[64];              /* the address connected to */
+    char authority[128];        /* the default Host: host[:port] as written */
+    char key[80];               /* address:port, for the idle connections */
+    apr_port_t port;
+    int weight, backup, conf_index;
+    apr_interval_time_t group_slow_start;
+    volatile apr_uint32_t health;       /* RPROXY_MEMBER_* */
+    volatile apr_uint32_t admin_drain;  /* drained by the admin */
+    volatile apr_uint32_t fails;        /* failures in a row */
+    volatile apr_uint32_t ejections;
+    volatile apr_uint32_t check_run;    /* active checks: passes or fails
+                                         * in a row (sign: which) */
+    volatile apr_uint32_t last_check;   /* its status, 0: none yet */
+    volatile apr_uint64_t ejected_until, back_since;   /* apr_time_t */
+    volatile apr_uint64_t failures;
+} rproxy_member_slot;
+
+/* A group's own shared state. */
+typedef struct {
+    volatile apr_uint32_t members_gen;      /* bumped when members change */
+    volatile apr_uint32_t budget;           /* tenths of a retry */
+    volatile apr_uint32_t retries_in_flight;
+    volatile apr_uint64_t retries, retries_refused, no_member;
+} rproxy_group_slot;
+
+typedef struct {
+    const char *url;            /* as written */
+    const char *host;           /* its name */
+    apr_port_t port;
+    const char *authority;
+    int weight, backup, drain;
+    apr_array_header_t *addrs;  /* its addresses, at post_config */
+} rproxy_member_conf;
+
+typedef struct rproxy_group {
+    const char *name;
+    server_rec *server;
+    apr_array_header_t *members;        /* rproxy_member_conf */
+    int balance, hash_source;
+    const char *hash_name;              /* header or cookie */
+    int eject_after, max_ejected_pct, max_tries;
+    apr_interval_time_t eject_time, eject_max, slow_start;
+    apr_interval_time_t resolve_interval;
+    /* active checks; check_method NULL: none */
+    const char *check_method, *check_path;
+    apr_interval_time_t check_interval, check_timeout;
+    int check_rise, check_fall, check_status_lo, check_status_hi;
+    /* shared */
+    rproxy_member_slot **slots;
+    int n_slots;
+    rproxy_group_slot *shared;
+    /* per process */
+    apr_thread_mutex_t *lock;
+    int *rr_current;
+    apr_pool_t *ring_pool;
+    void *ring;
+    int ring_len;
+    apr_uint32_t ring_gen;
+} rproxy_group;
+
+rproxy_group *rproxy_group_make(apr_pool_t *p, const char *name,
+                                server_rec *s);
+/* Each member's addresses, at post_config. */
+apr_status_t rproxy_group_resolve(rproxy_group *g, apr_pool_t *ptemp);
+int rproxy_group_slots_needed(const rproxy_group *g);
+/* Gives the group its slots in shared memory, keeping what a restart
+ * restored for the same members. */
+void rproxy_group_attach(rproxy_group *g, rproxy_member_slot **slots, int n,
+                         rproxy_group_slot *shared, apr_pool_t *pconf,
+                         apr_pool_t *ptemp);
+apr_status_t rproxy_group_child_init(rproxy_group *g, apr_pool_t *pchild);
+/* A usable member not yet tried (tried: one flag per slot), or NULL. */
+rproxy_member_slot *rproxy_group_pick(rproxy_group *g, request_rec *r,
+                                      const unsigned char *tried,
+                                      apr_uint32_t *rnd);
+int rproxy_group_slot_index(const rproxy_group *g,
+                            const rproxy_member_slot *m);
+void rproxy_member_succeeded(rproxy_group *g, rproxy_member_slot *m);
+void rproxy_member_failed(rproxy_group *g, rproxy_member_slot *m,
+                          const char *why);
+const char *rproxy_member_state_name(const rproxy_member_slot *m,
+                                     apr_time_t now);
+/* Every group of every virtual host: resolved and given its shared memory
+ * (post_config), and its per-process state (child_init). */
+apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
+                                       server_rec *s);
+apr_status_t rproxy_groups_child_init(apr_pool_t *pchild, server_rec *s);
+/* The retry budget: each request adds to it, each retry takes from it. */
+void rproxy_group_count_request(rproxy_group *g);
+int rproxy_group_take_retry(rproxy_group *g);
+void rproxy_group_retry_done(rproxy_group *g);
 
 /* ---- buffer pools (rproxy_pool.c) ---- */
 
@@ -222,7 +352,7 @@ void rproxy_buf_put(rproxy_buf *b);
 /* ---- backend connections (rproxy_conn.c) ---- */
 
 apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s);
-apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
+apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *b,
                               apr_interval_time_t connect_timeout,
                               request_rec *r);
 void rproxy_conn_release(rproxy_conn *c, int reusable);
@@ -260,6 +390,9 @@ void rproxy_reader_start(rproxy_exchange *x);
 /* rproxy_await_continue(): the backend answered with a final status
  * before the request body went out; the body must not be sent. */
 #define RPROXY_FINAL (-101)
+/* rproxy_read_response_head(): the final status is one of
+ * x->retry_statuses; nothing was relayed, the connection is not reused. */
+#define RPROXY_RETRY_STATUS (-102)
 int rproxy_await_continue(rproxy_exchange *x);
 /* Reads up to the final head (1xx go to the client); a valid 101 sets
  * x->switched instead. */

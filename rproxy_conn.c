@@ -134,7 +134,7 @@ static rproxy_conn *idle_take(const char *key)
     return found;
 }
 
-static apr_status_t conn_connect(rproxy_conn **out, const rproxy_target *t,
+static apr_status_t conn_connect(rproxy_conn **out, const rproxy_backend *t,
                                  apr_interval_time_t connect_timeout)
 {
     apr_pool_t *p;
@@ -176,7 +176,7 @@ static apr_status_t conn_connect(rproxy_conn **out, const rproxy_target *t,
     return APR_SUCCESS;
 }
 
-apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_target *t,
+apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *t,
                               apr_interval_time_t connect_timeout,
                               request_rec *r)
 {

@@ -293,13 +293,18 @@ static int copy_request_header(void *data, const char *name, const char *value)
     return 1;
 }
 
+/* The Host the backend gets: the client's under RProxyPreserveHost On,
+ * else the target's; a group's member is known only per attempt, so its
+ * Host goes in when the head is sent (*per_member). */
 static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
-                               int *bad)
+                               int *bad, int *per_member)
 {
     const char *host = apr_table_get(r->headers_in, "Host");
     *bad = 0;
+    *per_member = 0;
     if (dc->preserve_host != 1 || !host) {
-        return dc->target->authority;
+        *per_member = dc->target->group != NULL;
+        return *per_member ? "" : dc->target->backend.authority;
     }
     for (const char *p = host; *p; p++) {
         unsigned char c = *p;
@@ -376,7 +381,7 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
     head_writer w = { r->pool, NULL, 0, 32 };
     copy_ctx ctx = { &w, r, NULL, x->dc->add_forwarded, NULL, 0 };
     const char *host;
-    int bad_host;
+    int bad_host, per_member, host_vec;
 
     if (!*r->method || *ap_scan_http_token(r->method)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
@@ -390,13 +395,14 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
     put_str(&w, " ");
     put_str(&w, uri);
     put_str(&w, " HTTP/1.1\r\n");
-    host = host_header(r, x->dc, &bad_host);
+    host = host_header(r, x->dc, &bad_host, &per_member);
     if (bad_host) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "rproxy: client Host header is not a valid host; "
                       "not forwarding it (RProxyPreserveHost On)");
         return HTTP_BAD_REQUEST;
     }
+    host_vec = w.n + 2;         /* "Host", ": ", then the value */
     put_header(&w, "Host", host);
     apr_table_do(copy_request_header, &ctx, r->headers_in, NULL);
     if (ctx.bad) {
@@ -440,6 +446,13 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
         put_header(&w, "X-Forwarded-Proto", ap_http_scheme(r));
     }
     put_str(&w, "\r\n");
+    if (per_member) {
+        int k;
+        x->host_at = 0;
+        for (k = 0; k < host_vec; k++) {
+            x->host_at += w.vec[k].iov_len;
+        }
+    }
     *head = flatten(&w, len);
     return OK;
 }
@@ -570,7 +583,19 @@ int rproxy_send_head(rproxy_exchange *x)
     apr_status_t rv;
 
     x->phase = "sending request head";
-    rv = rproxy_send_all(x->conn->sock, x->head, x->head_len);
+    if (x->host_at) {
+        struct iovec vec[3];
+        vec[0].iov_base = x->head;
+        vec[0].iov_len = x->host_at;
+        vec[1].iov_base = (void *)x->backend->authority;
+        vec[1].iov_len = strlen(x->backend->authority);
+        vec[2].iov_base = x->head + x->host_at;
+        vec[2].iov_len = x->head_len - x->host_at;
+        rv = rproxy_sendv_all(x->conn->sock, vec, 3);
+    }
+    else {
+        rv = rproxy_send_all(x->conn->sock, x->head, x->head_len);
+    }
     if (rv != APR_SUCCESS) {
         x->send_failed = rv;
         x->reusable = 0;

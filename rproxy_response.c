@@ -764,6 +764,15 @@ int rproxy_read_response_head(rproxy_exchange *x)
     if (rs->status == HTTP_SWITCHING_PROTOCOLS) {
         x->switched = end_to_end_fields(rs);
     }
+    if (x->retry_statuses) {
+        int i;
+        for (i = 0; i < x->retry_statuses->nelts; i++) {
+            if (APR_ARRAY_IDX(x->retry_statuses, i, int) == rs->status) {
+                x->reusable = 0;
+                return RPROXY_RETRY_STATUS;
+            }
+        }
+    }
     return OK;
 }
 

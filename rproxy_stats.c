@@ -64,14 +64,18 @@ void rproxy_stats_register_target(rproxy_target *t)
     *(rproxy_target **)apr_array_push(registered) = t;
 }
 
+const apr_array_header_t *rproxy_stats_targets(void)
+{
+    return registered;
+}
+
 const ap_slotmem_provider_t *rproxy_stats_provider(void)
 {
     return ap_lookup_provider(AP_SLOTMEM_PROVIDER_GROUP, "shm",
                               AP_SLOTMEM_PROVIDER_VERSION);
 }
 
-/* The virtual host a target belongs to, as the admin would name it. */
-static const char *server_label(apr_pool_t *p, server_rec *s)
+const char *rproxy_stats_server_label(apr_pool_t *p, server_rec *s)
 {
     apr_port_t port = s->port;
     if (!port && s->addrs) {
@@ -111,7 +115,7 @@ static void assign_slots(apr_pool_t *ptemp)
     for (i = 0; i < n; i++) {
         rproxy_target *t = APR_ARRAY_IDX(registered, i, rproxy_target *);
         set_label(want[i].server, sizeof(want[i].server),
-                  server_label(ptemp, t->server));
+                  rproxy_stats_server_label(ptemp, t->server));
         set_label(want[i].location, sizeof(want[i].location),
                   t->location ? t->location : "*");
         set_label(want[i].url, sizeof(want[i].url), t->url);
@@ -154,11 +158,11 @@ static void assign_slots(apr_pool_t *ptemp)
 
 /* Creates (or restores) count slots of size bytes and stores where each
  * lies in slots[], once: the request path then never asks the provider. */
-static apr_status_t create_slots(const ap_slotmem_provider_t *shm,
-                                 const char *name, apr_size_t size,
+apr_status_t rproxy_stats_create(const char *name, apr_size_t size,
                                  unsigned int count, void **slots,
                                  apr_pool_t *pconf, server_rec *s)
 {
+    const ap_slotmem_provider_t *shm = rproxy_stats_provider();
     ap_slotmem_instance_t *inst;
     apr_status_t rv = shm->create(&inst, name, size, count,
                                   AP_SLOTMEM_TYPE_PERSIST, pconf);
@@ -189,12 +193,7 @@ apr_status_t rproxy_stats_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                      "shared memory (a2enmod slotmem_shm)");
         return APR_ENOTIMPL;
     }
-    /* The server runs its configuration once before it detaches; the
-     * memory is made for the run that serves. */
-    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
-        return APR_SUCCESS;
-    }
-    rv = create_slots(shm, "rproxy-server", sizeof(rproxy_counters), 1,
+    rv = rproxy_stats_create("rproxy-server", sizeof(rproxy_counters), 1,
                       &server_slot, pconf, s);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -202,13 +201,17 @@ apr_status_t rproxy_stats_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     target_slot_count = (targets / TARGET_SLOT_STEP + 1) * TARGET_SLOT_STEP;
     target_slots = apr_pcalloc(pconf, sizeof(*target_slots)
                                       * target_slot_count);
-    rv = create_slots(shm, "rproxy-targets", sizeof(rproxy_target_slot),
+    rv = rproxy_stats_create("rproxy-targets", sizeof(rproxy_target_slot),
                       target_slot_count, (void **)target_slots, pconf, s);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     rproxy_stats = server_slot;
     assign_slots(ptemp);
+    for (j = 0; j < targets; j++) {
+        rproxy_target *t = APR_ARRAY_IDX(registered, j, rproxy_target *);
+        t->backend.stats = t->stats;    /* a plain target's one backend */
+    }
     rproxy_stats->active_connections = 0;
     rproxy_stats->idle_connections = 0;
     for (j = 0; j < target_slot_count; j++) {

@@ -17,7 +17,10 @@ int rproxy_fail(rproxy_exchange *x, int status, apr_status_t rv,
     msg = apr_pvsprintf(x->r->pool, fmt, ap);
     va_end(ap);
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, x->r,
-                  "rproxy: %s: %s: %s%s", x->dc->target->url, x->phase, msg,
+                  "rproxy: %s%s%s: %s: %s%s", x->dc->target->url,
+                  x->dc->target->group && x->backend ? " member " : "",
+                  x->dc->target->group && x->backend ? x->backend->key : "",
+                  x->phase, msg,
                   x->head_sent ? " (after the response head was sent; "
                                  "aborting the client connection)" : "");
     return status;
