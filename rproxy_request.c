@@ -555,6 +555,19 @@ int rproxy_prepare_request(rproxy_exchange *x, const char *uri)
 {
     const char *cl;
 
+    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+     * framing (a 1.0 hop may not have understood it), and the connection
+     * must close after the answer: what follows the body could be read as
+     * another request.  httpd's core lets it through. */
+    if (x->r->proto_num < HTTP_VERSION(1, 1)
+        && apr_table_get(x->r->headers_in, "Transfer-Encoding")) {
+        x->r->connection->keepalive = AP_CONN_CLOSE;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
+                      "rproxy: %s: HTTP/1.0 request with Transfer-Encoding: "
+                      "faulty framing; refused, closing the connection",
+                      x->dc->target->url);
+        return HTTP_BAD_REQUEST;
+    }
     x->framing = client_body_framing(x->r, &cl);
     if (x->framing == RPROXY_BODY_INVALID) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
