@@ -113,15 +113,16 @@ static int is_request_target_safe(const char *s)
     return 1;
 }
 
-/* The request's path as the client escaped it, normalized the way httpd
- * normalized r->uri before matching <Location>s (httpd decodes r->uri and
+/* The request's path as the client escaped it (httpd decodes r->uri and
  * r->parsed_uri.path in place, so only r->unparsed_uri still has the
- * client's escapes).  NULL if it is not an absolute path. */
+ * client's escapes), with its dot-segments resolved as httpd resolved them
+ * in r->uri.  Slashes are not merged, whatever MergeSlashes says: that is
+ * for matching <Location>s, and the backend gets the path as received (as
+ * mod_proxy's nocanon, Go and HAProxy send it).  NULL if it is not an
+ * absolute path. */
 static char *client_escaped_path(request_rec *r)
 {
     const char *u = r->unparsed_uri, *scheme_end;
-    core_server_config *core =
-        ap_get_core_module_config(r->server->module_config);
     unsigned int flags = AP_NORMALIZE_NOT_ABOVE_ROOT
                          | AP_NORMALIZE_DECODE_UNRESERVED;
     char *path;
@@ -139,9 +140,6 @@ static char *client_escaped_path(request_rec *r)
         return NULL;
     }
     path = apr_pstrmemdup(r->pool, u, strcspn(u, "?#"));
-    if (core->merge_slashes != AP_CORE_CONFIG_OFF) {
-        flags |= AP_NORMALIZE_MERGE_SLASHES;
-    }
     return ap_normalize_path(path, flags) ? path : NULL;
 }
 
@@ -181,7 +179,9 @@ int rproxy_build_path(request_rec *r, const rproxy_dir_conf *dc,
     }
     path = rproxy_join_path(r->pool, dc->target->path, rest);
     query = rproxy_join_query(r->pool, dc->target->query, r->args);
-    *uri_out = *query ? apr_pstrcat(r->pool, path, "?", query, NULL) : path;
+    /* A client's empty query keeps its '?' (Go's URL.ForceQuery). */
+    *uri_out = *query || r->args ? apr_pstrcat(r->pool, path, "?", query, NULL)
+                                 : path;
     if (!is_request_target_safe(*uri_out)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "rproxy: request target holds spaces or control "
