@@ -51,6 +51,8 @@ typedef struct {
     int preserve_host;                 /* -1 unset */
     int add_forwarded;                 /* -1 unset */
     apr_array_header_t *upgrades;      /* RProxyAllowUpgrade; NULL unset */
+    int allow_underscores;             /* RProxyAllowUnderscoresInHeaders;
+                                        * -1 unset */
 } rproxy_dir_conf;
 
 typedef struct {

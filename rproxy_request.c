@@ -264,6 +264,8 @@ typedef struct {
     request_rec *r;
     const apr_array_header_t *tokens;
     int add_forwarded;
+    int allow_underscores;
+    apr_array_header_t *dropped; /* names with '_' not forwarded */
     const char *xff;           /* the client's X-Forwarded-For, folded */
     int bad;                   /* a field that must not be forwarded */
 } copy_ctx;
@@ -279,6 +281,13 @@ static int copy_request_header(void *data, const char *name, const char *value)
     }
     if ((flags & RPROXY_FIELD_NOT_IN_REQUEST)
         || rproxy_connection_names(ctx->tokens, name)) {
+        return 1;
+    }
+    /* CGI and WSGI map '_' and '-' to one variable: X_Forwarded_For could
+     * pose as X-Forwarded-For (nginx's underscores_in_headers off, httpd's
+     * CGI drop them too). */
+    if (!ctx->allow_underscores && ap_strchr_c(name, '_')) {
+        *(const char **)apr_array_push(ctx->dropped) = name;
         return 1;
     }
     if (ctx->add_forwarded && (flags & RPROXY_FIELD_X_FORWARDED)) {
@@ -374,7 +383,8 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
 {
     request_rec *r = x->r;
     head_writer w = { r->pool, NULL, 0, 32 };
-    copy_ctx ctx = { &w, r, NULL, x->dc->add_forwarded, NULL, 0 };
+    copy_ctx ctx = { &w, r, NULL, x->dc->add_forwarded,
+                     x->dc->allow_underscores == 1, NULL, NULL, 0 };
     const char *host;
     int bad_host;
 
@@ -398,12 +408,19 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
         return HTTP_BAD_REQUEST;
     }
     put_header(&w, "Host", host);
+    ctx.dropped = apr_array_make(r->pool, 2, sizeof(const char *));
     apr_table_do(copy_request_header, &ctx, r->headers_in, NULL);
     if (ctx.bad) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "rproxy: request header with an invalid name or value; "
                       "refused");
         return HTTP_BAD_REQUEST;
+    }
+    if (ctx.dropped->nelts) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "rproxy: request headers with '_' in their name not "
+                      "forwarded (RProxyAllowUnderscoresInHeaders Off): %s",
+                      apr_array_pstrcat(r->pool, ctx.dropped, ' '));
     }
     x->upgrade = requested_upgrade(r, x->dc, ctx.tokens);
     if (x->upgrade) {
