@@ -673,7 +673,13 @@ static void abort_client(rproxy_exchange *x)
     apr_socket_t *csd = ap_get_conn_socket(c);
     apr_os_sock_t fd;
 
-    /* The error bucket stops the chunk filter from ending the body. */
+    /* First out with what the filters hold (an output filter such as
+     * DEFLATE may not even have let the head through yet)... */
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    /* ...then the error bucket, which stops the chunk filter from ending
+     * the body. */
     APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL,
                                                        r->pool,
                                                        c->bucket_alloc));

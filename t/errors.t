@@ -8,7 +8,7 @@ use Apache::TestUtil;
 use RProxyTest;
 use Time::HiRes qw(time);
 
-plan tests => 31 + 3 * 4;
+plan tests => 31 + 3 * 4 + 2;
 
 sub outstanding_zero {
     my $what = shift;
@@ -175,4 +175,24 @@ for my $chunked (0, 1) {
                  "$name mid-body: the client can tell the body is cut");
         ok t_cmp($how, $end, "$name mid-body: then the connection ended ($end)");
     }
+}
+
+# The same through an output filter that holds bytes (mod_deflate, to an
+# HTTP/1.0 client: close-delimited, so the connection is reset): what the
+# filter held is flushed before the reset, so the client still gets the
+# status line and the compressed bytes so far.
+SKIP: {
+    skip_rest('mod_deflate not loaded', 2) unless Apache::Test::have_module('deflate');
+    my $be = raw_backend({ keep => 1, reply => sub {
+        syswrite $_[0], "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                        . "Content-Length: 100000\r\n\r\n" . ('p' x 1000);
+        sleep 4;
+    } });
+    my ($data, $how) = raw_exchange("GET /deflated/x HTTP/1.0\r\nHost: h\r\n"
+                                    . "Accept-Encoding: gzip\r\n\r\n", timeout => 10);
+    $be->stop;
+    my $r = parse_response($data) || { status => 0, headers => {} };
+    ok t_cmp("$r->{status} " . (($r->{headers}{'content-encoding'} || [''])->[0]),
+             '200 gzip', 'filtered mid-body failure: the status line came');
+    ok t_cmp($how, 'reset', 'filtered mid-body failure: then a reset');
 }
