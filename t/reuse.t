@@ -7,7 +7,7 @@ use Apache::TestUtil;
 use RProxyTest;
 use IO::Socket::INET;
 
-plan tests => 9 + 4 + 2 + 1;
+plan tests => 10 + 4 + 2 + 1;
 
 # 100 sequential requests open at most a handful of backend connections.
 # They share one client connection, so that (whatever the MPM) one httpd
@@ -46,9 +46,14 @@ plan tests => 9 + 4 + 2 + 1;
     );
     my $r1 = http_request(GET => '/raw/one');
     my $r2 = http_request(GET => '/raw/two');
+    # The second step reads on the first connection: it finds it closed
+    # (an empty request) and the third step serves a new connection.
+    my @seen = map { m{^GET (\S+)} ? $1 : '(closed)' } $be->requests;
+    $be->stop;
     ok t_cmp($r1->{body}, 'ok', 'first response');
     ok t_cmp($r2->{body}, 'clean', 'stray bytes were not served as the next response');
-    $be->stop;
+    ok t_cmp("@seen", '/one (closed) /two',
+             'the connection with stray bytes was closed, not reused');
 }
 
 # An idle connection the backend closed is noticed, and the request goes
