@@ -235,6 +235,14 @@ clean:
 	rm -rf .libs *.la *.lo *.slo *.o
 	-perl t/TEST.PL -clean >/dev/null 2>&1 || true
 
+# ---- mutation testing (mutate/README.md); not part of make test or CI ----
+# make mutate   each mutate/NN-name.patch (a one-line bug) applied in turn to
+#               a scratch copy, built, and its test files run: prints killed /
+#               survived and the kill rate; fails if any mutant survives
+.PHONY: mutate
+mutate: deps
+	bash mutate/run.sh
+
 # ---- fuzzing rproxy_parse.c (fuzz/README.md) ----
 # make fuzz          builds the libFuzzer target with clang and fuzzes for
 #                    FUZZ_SECONDS; new inputs go to fuzz/build/corpus

@@ -38,6 +38,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     dc->connect_timeout = -1;
     dc->preserve_host = -1;
     dc->add_forwarded = -1;
+    dc->allow_underscores = -1;
     return dc;
 }
 
@@ -67,6 +68,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     dc->add_forwarded = MERGE(add_forwarded, -1);
     dc->upgrades = MERGE(upgrades, NULL);
     dc->retry_statuses = MERGE(retry_statuses, NULL);
+    dc->allow_underscores = MERGE(allow_underscores, -1);
     return dc;
 }
 
@@ -698,6 +700,26 @@ static const char *set_retry_statuses(cmd_parms *cmd, void *dcv,
     return NULL;
 }
 
+/* RProxyAllowUnderscoresInHeaders On|Off: a TAKE1, so that a bad value
+ * is named in the error. */
+static const char *set_allow_underscores(cmd_parms *cmd, void *dcv,
+                                         const char *arg)
+{
+    rproxy_dir_conf *dc = dcv;
+
+    if (!strcasecmp(arg, "on")) {
+        dc->allow_underscores = 1;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        dc->allow_underscores = 0;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "RProxyAllowUnderscoresInHeaders must "
+                            "be On or Off, not '%s'", arg);
+    }
+    return NULL;
+}
+
 static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyTarget", set_target, NULL, RSRC_CONF | ACCESS_CONF,
                   "Backend base URL: http://host[:port][/path][?query]"),
@@ -724,6 +746,10 @@ static const command_rec rproxy_cmds[] = {
                      RSRC_CONF | ACCESS_CONF,
                      "Protocols a client may upgrade to (default: websocket; "
                      "none for no upgrades)"),
+    AP_INIT_TAKE1("RProxyAllowUnderscoresInHeaders", set_allow_underscores,
+                  NULL, RSRC_CONF | ACCESS_CONF,
+                  "Forward request headers whose names hold '_' (default: "
+                  "Off, they are dropped)"),
     AP_INIT_TAKE1("RProxyIdleConnections", set_server_int,
                   (void *)SET_IDLE_MAX, RSRC_CONF,
                   "Idle backend connections kept per process (0: none)"),

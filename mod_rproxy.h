@@ -18,7 +18,10 @@
  *     and never touches it afterwards, whatever happened to the request;
  *   - a body that fits in one buffer costs exactly one get() and one put();
  *   - if get() returns NULL, mod_rproxy allocates a buffer for that request
- *     from the request pool and does not call put() for it.
+ *     from the request pool and does not call put() for it;
+ *   - a non-NULL buffer with *len 0 is useless but was handed out: it is put
+ *     back at once, exactly once with length 0, and the request then uses a
+ *     request-pool buffer as for NULL.
  *
  * Both functions may be called from many threads at once.  put() may run
  * after the request that got the buffer has ended, so it receives only the

@@ -66,6 +66,8 @@ typedef struct {
     int add_forwarded;                 /* -1 unset */
     apr_array_header_t *upgrades;      /* RProxyAllowUpgrade; NULL unset */
     apr_array_header_t *retry_statuses;/* RProxyRetryOnStatus; NULL unset */
+    int allow_underscores;             /* RProxyAllowUnderscoresInHeaders;
+                                        * -1 unset */
 } rproxy_dir_conf;
 
 typedef struct {

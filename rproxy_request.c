@@ -113,15 +113,16 @@ static int is_request_target_safe(const char *s)
     return 1;
 }
 
-/* The request's path as the client escaped it, normalized the way httpd
- * normalized r->uri before matching <Location>s (httpd decodes r->uri and
+/* The request's path as the client escaped it (httpd decodes r->uri and
  * r->parsed_uri.path in place, so only r->unparsed_uri still has the
- * client's escapes).  NULL if it is not an absolute path. */
+ * client's escapes), with its dot-segments resolved as httpd resolved them
+ * in r->uri.  Slashes are not merged, whatever MergeSlashes says: that is
+ * for matching <Location>s, and the backend gets the path as received (as
+ * mod_proxy's nocanon, Go and HAProxy send it).  NULL if it is not an
+ * absolute path. */
 static char *client_escaped_path(request_rec *r)
 {
     const char *u = r->unparsed_uri, *scheme_end;
-    core_server_config *core =
-        ap_get_core_module_config(r->server->module_config);
     unsigned int flags = AP_NORMALIZE_NOT_ABOVE_ROOT
                          | AP_NORMALIZE_DECODE_UNRESERVED;
     char *path;
@@ -139,9 +140,6 @@ static char *client_escaped_path(request_rec *r)
         return NULL;
     }
     path = apr_pstrmemdup(r->pool, u, strcspn(u, "?#"));
-    if (core->merge_slashes != AP_CORE_CONFIG_OFF) {
-        flags |= AP_NORMALIZE_MERGE_SLASHES;
-    }
     return ap_normalize_path(path, flags) ? path : NULL;
 }
 
@@ -181,7 +179,9 @@ int rproxy_build_path(request_rec *r, const rproxy_dir_conf *dc,
     }
     path = rproxy_join_path(r->pool, dc->target->path, rest);
     query = rproxy_join_query(r->pool, dc->target->query, r->args);
-    *uri_out = *query ? apr_pstrcat(r->pool, path, "?", query, NULL) : path;
+    /* A client's empty query keeps its '?' (Go's URL.ForceQuery). */
+    *uri_out = *query || r->args ? apr_pstrcat(r->pool, path, "?", query, NULL)
+                                 : path;
     if (!is_request_target_safe(*uri_out)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "rproxy: request target holds spaces or control "
@@ -264,6 +264,8 @@ typedef struct {
     request_rec *r;
     const apr_array_header_t *tokens;
     int add_forwarded;
+    int allow_underscores;
+    apr_array_header_t *dropped; /* names with '_' not forwarded */
     const char *xff;           /* the client's X-Forwarded-For, folded */
     int bad;                   /* a field that must not be forwarded */
 } copy_ctx;
@@ -279,6 +281,13 @@ static int copy_request_header(void *data, const char *name, const char *value)
     }
     if ((flags & RPROXY_FIELD_NOT_IN_REQUEST)
         || rproxy_connection_names(ctx->tokens, name)) {
+        return 1;
+    }
+    /* CGI and WSGI map '_' and '-' to one variable: X_Forwarded_For could
+     * pose as X-Forwarded-For (nginx's underscores_in_headers off, httpd's
+     * CGI drop them too). */
+    if (!ctx->allow_underscores && ap_strchr_c(name, '_')) {
+        *(const char **)apr_array_push(ctx->dropped) = name;
         return 1;
     }
     if (ctx->add_forwarded && (flags & RPROXY_FIELD_X_FORWARDED)) {
@@ -379,7 +388,8 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
 {
     request_rec *r = x->r;
     head_writer w = { r->pool, NULL, 0, 32 };
-    copy_ctx ctx = { &w, r, NULL, x->dc->add_forwarded, NULL, 0 };
+    copy_ctx ctx = { &w, r, NULL, x->dc->add_forwarded,
+                     x->dc->allow_underscores == 1, NULL, NULL, 0 };
     const char *host;
     int bad_host, per_member, host_vec;
 
@@ -404,12 +414,19 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
     }
     host_vec = w.n + 2;         /* "Host", ": ", then the value */
     put_header(&w, "Host", host);
+    ctx.dropped = apr_array_make(r->pool, 2, sizeof(const char *));
     apr_table_do(copy_request_header, &ctx, r->headers_in, NULL);
     if (ctx.bad) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "rproxy: request header with an invalid name or value; "
                       "refused");
         return HTTP_BAD_REQUEST;
+    }
+    if (ctx.dropped->nelts) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "rproxy: request headers with '_' in their name not "
+                      "forwarded (RProxyAllowUnderscoresInHeaders Off): %s",
+                      apr_array_pstrcat(r->pool, ctx.dropped, ' '));
     }
     x->upgrade = requested_upgrade(r, x->dc, ctx.tokens);
     if (x->upgrade) {
@@ -568,6 +585,19 @@ int rproxy_prepare_request(rproxy_exchange *x, const char *uri)
 {
     const char *cl;
 
+    /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+     * framing (a 1.0 hop may not have understood it), and the connection
+     * must close after the answer: what follows the body could be read as
+     * another request.  httpd's core lets it through. */
+    if (x->r->proto_num < HTTP_VERSION(1, 1)
+        && apr_table_get(x->r->headers_in, "Transfer-Encoding")) {
+        x->r->connection->keepalive = AP_CONN_CLOSE;
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
+                      "rproxy: %s: HTTP/1.0 request with Transfer-Encoding: "
+                      "faulty framing; refused, closing the connection",
+                      x->dc->target->url);
+        return HTTP_BAD_REQUEST;
+    }
     x->framing = client_body_framing(x->r, &cl);
     if (x->framing == RPROXY_BODY_INVALID) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,

@@ -8,7 +8,9 @@
  * answers 502 before the head went out, or aborts the client connection
  * after, so a client never takes a broken response for a complete one.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <linux/sockios.h>
 
 #include "rproxy.h"
 #include "http_core.h"
@@ -634,8 +636,35 @@ static int relay_body(response *rs)
     return status;
 }
 
+/* Whether the client reads the response's end from its framing: a
+ * Content-Length or chunked coding of ours.  A close-delimited one (to an
+ * HTTP/1.0 client, or one that asked to close) ends at the FIN. */
+static int client_sees_framing(request_rec *r)
+{
+    return r->chunked
+           || apr_table_get(r->headers_out, "Content-Length") != NULL;
+}
+
+/* Waits, within limit, for the socket's send queue to empty: the data
+ * reached the client's side, and a reset can no longer discard it. */
+static void drain_send_queue(apr_os_sock_t fd, apr_interval_time_t limit)
+{
+    apr_time_t until = apr_time_now() + limit;
+    int queued = 0;
+
+    while (ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0
+           && apr_time_now() < until) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+}
+
 /* The backend failed after the client got our head: make sure the client
- * cannot take what it received for a complete response. */
+ * cannot take what it received for a complete response, yet gets all of
+ * it.  What httpd still holds is flushed first (an abort would discard
+ * it, leaving the client a reset without a status line).  Then a body
+ * whose framing the client reads (Content-Length, chunked without its
+ * last chunk) simply ends with the connection; a close-delimited one would
+ * look complete at a FIN, so its connection is reset once the bytes left. */
 static void abort_client(rproxy_exchange *x)
 {
     request_rec *r = x->r;
@@ -644,24 +673,33 @@ static void abort_client(rproxy_exchange *x)
     apr_socket_t *csd = ap_get_conn_socket(c);
     apr_os_sock_t fd;
 
-    /* The error bucket stops the chunk filter from ending the body. */
+    /* First out with what the filters hold (an output filter such as
+     * DEFLATE may not even have let the head through yet)... */
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    /* ...then the error bucket, which stops the chunk filter from ending
+     * the body. */
     APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL,
                                                        r->pool,
                                                        c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
     ap_pass_brigade(r->output_filters, bb);
     x->failed = 1;
     if (c->master) {
         return;     /* an HTTP/2 stream: mod_http2 resets just the stream */
     }
     c->keepalive = AP_CONN_CLOSE;
-    /* Close with a reset rather than a FIN that could pass for the end of
-     * a close-delimited body. */
+    if (client_sees_framing(r) || c->aborted) {
+        return;     /* a FIN after the short body shows it is cut */
+    }
     if (csd && apr_os_sock_get(&fd, csd) == APR_SUCCESS) {
         struct linger lg = { 1, 0 };
+        drain_send_queue(fd, x->timeout);
         setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
-    c->aborted = 1;
+    c->aborted = 1;     /* no lingering close: its FIN would come first */
 }
 
 static int finish(response *rs)

@@ -6,7 +6,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 5;
+plan tests => 9;
 
 # A body over LimitRequestBody: refused, and the client connection closes
 # (its unread body must not be taken for the next request).
@@ -32,4 +32,25 @@ plan tests => 5;
     my $r = parse_response($data) || { status => 0 };
     ok t_cmp($r->{status} >= 400 && $how eq 'eof' ? 1 : 0, 1,
              "malformed chunked body: $r->{status} and closed ($how)");
+}
+
+# An HTTP/1.0 request with Transfer-Encoding has faulty framing (RFC 9112
+# 6.1): refused with 400 and the connection closed, so the bytes after its
+# chunked body are never read as a second request.
+{
+    my $ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    my $be = raw_backend({ reply => $ok }, { reply => $ok });
+    my ($data, $how) = raw_exchange("POST /raw/te10 HTTP/1.0\r\nHost: h\r\n"
+        . "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+        . "5\r\nhello\r\n0\r\n\r\n"
+        . "GET /raw/smuggled HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n",
+        timeout => 4);
+    my @seen = $be->requests;
+    $be->stop;
+    my $r = parse_response($data) || { status => 0 };
+    ok t_cmp($r->{status}, 400, 'HTTP/1.0 with Transfer-Encoding answers 400');
+    ok t_cmp($how, 'eof', 'and the connection is closed at once');
+    ok t_cmp(scalar(grep { m{^GET /smuggled } } @seen), 0,
+             'the bytes after its body never reach the backend as a request');
+    ok t_cmp(scalar(@seen), 0, 'the refused request itself never reaches the backend');
 }

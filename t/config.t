@@ -49,6 +49,7 @@ my @cases = (
     [ 'RProxyAllowUpgrade h2c',          qr/RProxyAllowUpgrade: h2c/ ],
     [ 'RProxyAllowUpgrade websocket none', qr/RProxyAllowUpgrade: none/ ],
     [ 'RProxyAllowUpgrade',              qr/RProxyAllowUpgrade/ ],
+    [ 'RProxyAllowUnderscoresInHeaders yes', qr/RProxyAllowUnderscoresInHeaders.*'yes'/ ],
 );
 
 plan tests => 2 * @cases + 7;

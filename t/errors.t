@@ -8,7 +8,7 @@ use Apache::TestUtil;
 use RProxyTest;
 use Time::HiRes qw(time);
 
-plan tests => 31;
+plan tests => 31 + 3 * 4 + 2;
 
 sub outstanding_zero {
     my $what = shift;
@@ -138,4 +138,61 @@ for my $chunked (0, 1) {
     wait_for(sub { error_log_since($mark) =~ /putBuf/ });
     my @calls = error_log_since($mark) =~ /rproxy_testpool: (getBuf|putBuf-\d+)/g;
     ok t_cmp("@calls", 'getBuf putBuf-1234', 'backend cut: one get, one put');
+}
+
+# A backend that fails mid-body after a short first piece (1,000 bytes of a
+# 100,000-byte Content-Length, then silence past RProxyTimeout, or a close):
+# the client gets the status line and the bytes received so far, then an
+# ended connection; never a bare reset.  With Content-Length the short body
+# shows the failure, so the connection ends with a FIN after the data.  A
+# close-delimited response (to an HTTP/1.0 client) would look complete at a
+# FIN: that one ends with a reset, after its bytes left.
+{
+    my $piece = 'p' x 1000;
+    my @cases = (
+        [ 'stall', "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", '1.1', 'eof' ],
+        [ 'close', "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", '1.1', 'eof' ],
+        [ 'close-delimited stall', "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n",
+          '1.0', 'reset' ],
+    );
+    for my $c (@cases) {
+        my ($name, $head, $version, $end) = @$c;
+        my $be = raw_backend({ keep => $name ne 'close', reply => sub {
+            syswrite $_[0], $head . $piece;
+            sleep 4 if $name ne 'close';
+        } });
+        my $t0 = time;
+        my ($data, $how) = raw_exchange("GET /raw/midbody HTTP/$version\r\nHost: h\r\n\r\n",
+                                        timeout => 10);
+        $be->stop;
+        my $r = parse_response($data) || { status => 0, body => '', complete => 0 };
+        ok t_cmp($r->{status}, 200, "$name mid-body: the client got the status line");
+        ok t_cmp($r->{body} eq $piece ? 1 : 0, 1,
+                 "$name mid-body: and the 1000 bytes received so far");
+        # A close-delimited body's end is its connection's: only the reset
+        # (the next check) tells it from a complete one.
+        ok t_cmp($r->{complete} && $end ne 'reset' ? 1 : 0, 0,
+                 "$name mid-body: the client can tell the body is cut");
+        ok t_cmp($how, $end, "$name mid-body: then the connection ended ($end)");
+    }
+}
+
+# The same through an output filter that holds bytes (mod_deflate, to an
+# HTTP/1.0 client: close-delimited, so the connection is reset): what the
+# filter held is flushed before the reset, so the client still gets the
+# status line and the compressed bytes so far.
+SKIP: {
+    skip_rest('mod_deflate not loaded', 2) unless Apache::Test::have_module('deflate');
+    my $be = raw_backend({ keep => 1, reply => sub {
+        syswrite $_[0], "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                        . "Content-Length: 100000\r\n\r\n" . ('p' x 1000);
+        sleep 4;
+    } });
+    my ($data, $how) = raw_exchange("GET /deflated/x HTTP/1.0\r\nHost: h\r\n"
+                                    . "Accept-Encoding: gzip\r\n\r\n", timeout => 10);
+    $be->stop;
+    my $r = parse_response($data) || { status => 0, headers => {} };
+    ok t_cmp("$r->{status} " . (($r->{headers}{'content-encoding'} || [''])->[0]),
+             '200 gzip', 'filtered mid-body failure: the status line came');
+    ok t_cmp($how, 'reset', 'filtered mid-body failure: then a reset');
 }

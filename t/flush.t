@@ -11,7 +11,7 @@ use IO::Select;
 use Time::HiRes qw(time sleep);
 use RProxyTest;
 
-plan tests => 6;
+plan tests => 6 + 2;
 
 # The backend sends $first, waits 1.5 s, then the rest.  Returns how long
 # after the request the client saw $first's last byte.
@@ -64,4 +64,15 @@ my $cl_head = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10
         "data: event-one\n\n", "data: event-two!!\n\n");
     ok t_cmp($t < 0.1 ? 1 : 0, 1, sprintf('text/event-stream: event within 100 ms (%.3fs)', $t));
     ok t_cmp($data =~ /event-one\n\ndata: event-two!!\n\n\z/ ? 1 : 0, 1, 'whole stream relayed');
+}
+{
+    # A media type with parameters is still an event stream.
+    my ($t, $data) = first_part_delay('/flush-end/x',
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        . "Content-Length: 36\r\n\r\n",
+        "data: event-one\n\n", "data: event-two!!\n\n");
+    ok t_cmp($t < 0.1 ? 1 : 0, 1,
+             sprintf('text/event-stream; charset=utf-8: event within 100 ms (%.3fs)', $t));
+    ok t_cmp($data =~ /event-one\n\ndata: event-two!!\n\n\z/ ? 1 : 0, 1,
+             'whole stream relayed (charset)');
 }

@@ -6,7 +6,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 24;
+plan tests => 24 + 6;
 
 my $raw_port = conf_define('RPROXY_RAW_PORT');
 my $ok_reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -105,4 +105,26 @@ sub lines_named {
              '', 'no hop-by-hop response header reaches the client');
     ok t_cmp(($h->{'x-public'} || [''])->[0], 'yes', 'end-to-end response header relayed');
     $be->stop;
+}
+
+# Header names with '_': CGI and WSGI backends map '_' and '-' to the same
+# variable, so X_Forwarded_For could pose as X-Forwarded-For and
+# Content_Length as Content-Length.  Dropped by default (one info line per
+# request names them), forwarded as is under
+# RProxyAllowUnderscoresInHeaders On.
+{
+    my $hdrs = "Host: h\r\nX_Forwarded_For: 1.2.3.4\r\nContent_Length: 0\r\nX-Ok: 1\r\n";
+    my $mark = error_log_mark();
+    my $lines = backend_saw('/raw/', $hdrs);
+    ok t_cmp(lines_named($lines, 'X_Forwarded_For'), '', 'X_Forwarded_For dropped by default');
+    ok t_cmp(lines_named($lines, 'Content_Length'), '', 'Content_Length dropped by default');
+    ok t_cmp(lines_named($lines, 'X-Ok'), '1', 'the other headers still go');
+    my $ok = wait_for(sub { error_log_since($mark)
+                            =~ /rproxy:info.*not forwarded.*: X_Forwarded_For Content_Length\s*$/m }, 3);
+    ok t_cmp($ok ? 1 : 0, 1, 'one info line names the dropped headers');
+    $lines = backend_saw('/rawus/', $hdrs);
+    ok t_cmp(lines_named($lines, 'X_Forwarded_For'), '1.2.3.4',
+             'RProxyAllowUnderscoresInHeaders On: X_Forwarded_For forwarded');
+    ok t_cmp(lines_named($lines, 'Content_Length'), '0',
+             'RProxyAllowUnderscoresInHeaders On: Content_Length forwarded');
 }

@@ -36,7 +36,13 @@ my @cases = (
     # queries: target's, '&', then the request's
     [ '/jq/ -> /q?t=1',         '/jq/x?y=2&z',        '/q/x?t=1&y=2&z' ],
     [ '/jq/ -> /q?t=1',         '/jq/x',              '/q/x?t=1' ],
-    [ '/be/ -> /',              '/be/x?',             '/x' ],
+    # an empty query keeps its '?' (Go's ForceQuery)
+    [ '/be/ -> /',              '/be/x?',             '/x?' ],
+    [ '/jq/ -> /q?t=1',         '/jq/x?',             '/q/x?t=1' ],
+    # the path goes as received: '//' is not merged (MergeSlashes is
+    # httpd's for matching <Location>s, not the backend's)
+    [ '/app/ -> /base/',        '/app/x//y',          '/base/x//y' ],
+    [ '/app/ -> /base/',        '/app/x//y//?q=1',    '/base/x//y//?q=1' ],
     # no literal <Location>: nothing is stripped
     [ '<LocationMatch> -> /m',  '/jm/x',              '/m/jm/x' ],
     [ 'wildcard <Location> -> /w', '/jw/x',            '/w/jw/x' ],

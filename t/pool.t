@@ -9,7 +9,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 9;
+plan tests => 9 + 4;
 
 # A third-party pool handing out 1234-byte buffers: a body that fits one
 # buffer costs one get and one put, in that order, and the put gives back the length the get handed out.
@@ -48,4 +48,23 @@ plan tests => 9;
     my $after = $s->counters;
     ok t_cmp($after->{fallback_buffers} - $before->{fallback_buffers}, 1,
              'one request-pool buffer counted');
+}
+
+# A pool whose get hands out a buffer of length 0: useless, so it goes back
+# at once, exactly once and with length 0, and the request is served from
+# a request-pool buffer; gets and puts balance.
+{
+    my $mark = error_log_mark();
+    my $s = session();
+    my $before = $s->counters;
+    my (undef, $body) = $s->get('/pool/zero/?gen=40000');
+    ok t_cmp($body eq pattern(40000), 1, 'body with a zero-length buffer from the pool');
+    wait_for(sub { error_log_since($mark) =~ /zeroPut/ });
+    my @calls = error_log_since($mark) =~ /rproxy_testpool: (zeroGet|zeroPut-\d+)/g;
+    ok t_cmp("@calls", 'zeroGet zeroPut-0', 'got once, put back exactly once with length 0');
+    my $after = $s->counters;
+    ok t_cmp($after->{fallback_buffers} - $before->{fallback_buffers}, 1,
+             'served from one request-pool buffer');
+    ok t_cmp(($after->{gets} - $before->{gets}) - ($after->{puts} - $before->{puts}), 0,
+             'gets and puts balance');
 }

@@ -7,7 +7,7 @@ use Apache::TestUtil;
 use RProxyTest;
 use IO::Socket::INET;
 
-plan tests => 9;
+plan tests => 10 + 4 + 2 + 1;
 
 # 100 sequential requests open at most a handful of backend connections.
 # They share one client connection, so that (whatever the MPM) one httpd
@@ -46,9 +46,14 @@ plan tests => 9;
     );
     my $r1 = http_request(GET => '/raw/one');
     my $r2 = http_request(GET => '/raw/two');
+    # The second step reads on the first connection: it finds it closed
+    # (an empty request) and the third step serves a new connection.
+    my @seen = map { m{^GET (\S+)} ? $1 : '(closed)' } $be->requests;
+    $be->stop;
     ok t_cmp($r1->{body}, 'ok', 'first response');
     ok t_cmp($r2->{body}, 'clean', 'stray bytes were not served as the next response');
-    $be->stop;
+    ok t_cmp("@seen", '/one (closed) /two',
+             'the connection with stray bytes was closed, not reused');
 }
 
 # An idle connection the backend closed is noticed, and the request goes
@@ -90,4 +95,65 @@ SKIP: {
     $be->stop;
     ok t_cmp("$r->{status} " . ($r->{body} // ''), '200 second',
              'the backend connection served the next request after the client left');
+}
+
+# 204 and 304 have no body whatever their head says: the response ends
+# with its head and the backend connection serves the next request.  The
+# raw backend serves the three steps on one connection, so all three
+# requests recorded in order means the connection was reused each time (a
+# 204 read until close would stall, then leave the next request a new
+# connection the backend has not accepted yet).
+SKIP: {
+    skip_rest('prefork: the next request may reach another process', 4)
+        if ($ENV{RPROXY_TEST_MPM} // '') eq 'prefork';
+    my $be = raw_backend(
+        { keep => 1, reply => "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n" },
+        { keep => 1, reply => "HTTP/1.1 304 Not Modified\r\nETag: \"e\"\r\n\r\n" },
+        { reply => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nafter" });
+    my $r1 = http_request(GET => '/raw/n204', timeout => 10);
+    my $r2 = http_request(GET => '/raw/n304', timeout => 10);
+    my $r3 = http_request(GET => '/raw/after', timeout => 10);
+    my @seen = map { m{^GET (\S+)} ? $1 : '(none)' } $be->requests;
+    $be->stop;
+    ok t_cmp($r1->{status}, 204, '204 relayed');
+    ok t_cmp($r2->{status}, 304, '304 relayed');
+    ok t_cmp($r3->{body}, 'after', 'then a 200');
+    ok t_cmp("@seen", '/n204 /n304 /after',
+             'all three went over one backend connection, in order');
+}
+
+# A backend that stalls mid-body past RProxyTimeout: that connection is
+# never reused.  Were it, the rest of the first body (which here looks like
+# a response) would be read as the next request's answer: a desync.  The
+# rest goes out when the next request reaches the old connection (bytes
+# that arrive while it is idle are caught by the idle check anyway).
+SKIP: {
+    skip_rest('prefork: the next request may reach another process', 2)
+        if ($ENV{RPROXY_TEST_MPM} // '') eq 'prefork';
+    my $fake = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled";
+    my $piece = 'a' x 1000;
+    my $be = raw_backend(
+        { keep => 1, reply => "HTTP/1.1 200 OK\r\nContent-Length: "
+                              . (length($piece) + length($fake)) . "\r\n\r\n$piece" },
+        { reply => $fake },
+        { reply => "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh" });
+    my $r1 = http_request(GET => '/raw/stalls', timeout => 10);
+    my $r2 = http_request(GET => '/raw/next', timeout => 10);
+    $be->stop;
+    ok t_cmp($r1->{complete} ? 1 : 0, 0, 'the stalled response is seen cut');
+    ok t_cmp($r2->{body}, 'fresh', 'the next request went on a new connection');
+}
+
+# A target name with several addresses: each is tried in turn until one
+# answers.  The backend listens on IPv4 only; where "localhost" resolves to
+# ::1 first (Debian's /etc/hosts), reaching it takes the fallback.
+SKIP: {
+    use Socket qw(getaddrinfo SOCK_STREAM AF_INET);
+    my ($err, @addrs) = getaddrinfo('localhost', '80', { socktype => SOCK_STREAM });
+    skip_rest('"localhost" resolves to an IPv4 address first here: no fallback '
+              . 'to exercise', 1)
+        if $err || @addrs < 2 || $addrs[0]{family} == AF_INET;
+    my $r = http_request(GET => '/lh/x?say=fallback');
+    ok t_cmp("$r->{status} $r->{body}", '200 fallback',
+             'localhost: ::1 refused, 127.0.0.1 answered');
 }

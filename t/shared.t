@@ -166,7 +166,7 @@ stop();
 write_conf(max_conns => 3, with_gone => 1);
 start();
 my $base = counters_of(get('/rproxy-status'));
-get("/be/y$_") for 1 .. 30;
+my @answered = grep { get("/be/y$_") =~ m{^HTTP/1\.1 200 } } 1 .. 30;
 my %children = do {
     open my $fh, '<', "$dir/access_log" or die $!;
     map { /^(\d+) / ? ($1 => 1) : () } <$fh>;
@@ -174,9 +174,13 @@ my %children = do {
 ok t_cmp(scalar(keys %children) > 8 ? 1 : 0, 1,
          'MaxConnectionsPerChild 3 replaced children (' . scalar(keys %children) . ' pids served)');
 my $after = counters_of(get('/rproxy-status'));
-ok t_cmp($after->{requests} - $base->{requests}, 30,
-         'replaced children lost none of their counts');
-ok t_cmp($after->{be_requests} - $base->{be_requests}, 30, 'nor the target its');
+# (Compared with the requests answered: a connection refused while children
+# come and go is not a lost count.)
+ok t_cmp($after->{requests} - $base->{requests}, scalar(@answered),
+         'replaced children lost none of their counts (' . scalar(@answered)
+         . ' of 30 answered)');
+ok t_cmp($after->{be_requests} - $base->{be_requests}, scalar(@answered),
+         'nor the target its');
 ok t_cmp($base->{requests} >= $n ? 1 : 0, 1,
          'a stop and start restored the counters from the last generation');
 

@@ -6,6 +6,8 @@
  * logs "putBuf-<len>" and frees the buffer.
  * "nullpool": get() always answers NULL; put() must never be called and
  * logs loudly if it is.
+ * "zeropool": get() hands out a buffer of length 0, which must come back
+ * exactly once ("zeroPut-0").
  */
 #include <stdlib.h>
 
@@ -46,7 +48,24 @@ static void nullpool_put(server_rec *s, char *buf, apr_size_t len)
                  "rproxy_testpool: nullPut-%" APR_SIZE_T_FMT, len);
 }
 
+/* "zeropool": get() hands out a real buffer but says its length is 0;
+ * put() logs "zeroPut-<len>" and frees it. */
+static char *zeropool_get(server_rec *s, apr_size_t *len)
+{
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, "rproxy_testpool: zeroGet");
+    *len = 0;
+    return malloc(16);
+}
+
+static void zeropool_put(server_rec *s, char *buf, apr_size_t len)
+{
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 "rproxy_testpool: zeroPut-%" APR_SIZE_T_FMT, len);
+    free(buf);
+}
+
 static const rproxy_buffer_pool testpool = { testpool_get, testpool_put };
+static const rproxy_buffer_pool zeropool = { zeropool_get, zeropool_put };
 static const rproxy_buffer_pool nullpool = { nullpool_get, nullpool_put };
 
 static void register_hooks(apr_pool_t *p)
@@ -55,6 +74,8 @@ static void register_hooks(apr_pool_t *p)
                          RPROXY_BUFFER_POOL_VERSION, &testpool);
     ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "nullpool",
                          RPROXY_BUFFER_POOL_VERSION, &nullpool);
+    ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "zeropool",
+                         RPROXY_BUFFER_POOL_VERSION, &zeropool);
 }
 
 AP_DECLARE_MODULE(rproxy_testpool) = {
