@@ -629,6 +629,16 @@ static const char *set_eject(cmd_parms *cmd, void *dcv, const char *args)
         else if ((v = value_of(word, "max")) != NULL) {
             err = parse_timeout(cmd, v, &g->eject_max);
         }
+        else if ((v = value_of(word, "statuses")) != NULL) {
+            /* Opt-in: 5xx answers that count as failures. */
+            char *list = apr_pstrdup(cmd->temp_pool, v), *tok, *last;
+            g->eject_statuses = apr_array_make(cmd->pool, 4, sizeof(int));
+            for (tok = apr_strtok(list, ",", &last); tok && !err;
+                 tok = apr_strtok(NULL, ",", &last)) {
+                err = parse_int(cmd, tok, 500, 599, "a 5xx status", &n);
+                *(int *)apr_array_push(g->eject_statuses) = (int)n;
+            }
+        }
         else if ((v = value_of(word, "max-share")) != NULL) {
             char *pct = apr_pstrdup(cmd->temp_pool, v);
             apr_size_t len = strlen(pct);
@@ -640,7 +650,8 @@ static const char *set_eject(cmd_parms *cmd, void *dcv, const char *args)
         }
         else {
             err = apr_psprintf(cmd->pool, "RProxyEject: unknown option '%s' "
-                               "(failures=N, time=T, max=T, max-share=P%%)",
+                               "(failures=N, time=T, max=T, max-share=P%%, "
+                               "statuses=5xx,...)",
                                word);
         }
     }
@@ -770,7 +781,8 @@ static const command_rec rproxy_cmds[] = {
                      "How a group picks: p2c, round-robin, hash client-ip, "
                      "hash header NAME, hash cookie NAME"),
     AP_INIT_RAW_ARGS("RProxyEject", set_eject, NULL, RSRC_CONF,
-                     "Passive health: failures=N time=T max=T max-share=P%"),
+                     "Passive health: failures=N time=T max=T max-share=P% "
+                     "statuses=5xx,..."),
     AP_INIT_TAKE1("RProxySlowStart", set_slow_start, NULL, RSRC_CONF,
                   "How long a returning member takes to reach its weight"),
     AP_INIT_TAKE1("RProxyMaxTries", set_max_tries, NULL, RSRC_CONF,
@@ -805,6 +817,7 @@ static int connect_backend(rproxy_exchange *x)
     x->phase = "connecting";
     x->started = apr_time_now();
     x->connect_failed = 0;
+    x->backend_status = 0;
     rv = rproxy_conn_open(&x->conn, x->backend,
                           x->dc->connect_timeout > 0 ? x->dc->connect_timeout
                                                      : DEFAULT_CONNECT_TIMEOUT,
@@ -947,8 +960,10 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         backend.key = m->key;
         backend.stats = &m->fig;
         x->backend = &backend;
-        x->retry_statuses = tries + 1 < g->max_tries
-                            && may_retry_on_status(x)
+        /* A status is retried only when a retry can follow: else the
+         * backend's own answer goes to the client. */
+        x->retry_statuses = tries + 1 < g->max_tries && may_retry_on_status(x)
+                            && rproxy_group_retry_possible(g)
                             ? x->dc->retry_statuses : NULL;
         apr_atomic_inc64(&m->fig.requests);
         apr_atomic_inc32(&m->fig.in_flight);
@@ -962,11 +977,13 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
          * before any response byte, a timeout count against it. */
         if (x->connect_failed || status == HTTP_GATEWAY_TIME_OUT
             || (status == HTTP_BAD_GATEWAY && !x->got_bytes)
-            || status == RPROXY_RETRY_STATUS) {
+            || rproxy_group_ejects_on(g, x->backend_status)) {
             apr_atomic_inc64(&m->fig.errors);
             rproxy_member_failed(g, m, x->connect_failed ? "connect failed"
-                                 : status == RPROXY_RETRY_STATUS
-                                 ? "retried status" : x->phase);
+                                 : x->backend_status >= 500
+                                 ? apr_psprintf(r->pool, "answered %d",
+                                                x->backend_status)
+                                 : x->phase);
         }
         else if (status == OK && !x->failed) {
             rproxy_member_succeeded(g, m);
@@ -981,11 +998,6 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
             break;
         }
         if (tries >= g->max_tries || !rproxy_group_take_retry(g)) {
-            if (status == RPROXY_STALE || status == RPROXY_RETRY_STATUS) {
-                status = rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "group %s: "
-                                     "no member left to try after %d",
-                                     g->name, tries);
-            }
             break;
         }
         retrying = 1;
@@ -996,6 +1008,11 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
     }
     if (retrying) {
         rproxy_group_retry_done(g);
+    }
+    if (status == RPROXY_STALE || status == RPROXY_RETRY_STATUS) {
+        /* The members ran out before one answered. */
+        status = rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "group %s: no member "
+                             "left to try after %d", g->name, tries);
     }
     return status;
 }

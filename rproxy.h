@@ -122,6 +122,7 @@ typedef struct {
     int body_started;           /* client body reading began: no retry */
     int expect_continue;        /* the backend is asked for a 100 */
     int connect_failed;         /* this attempt got no connection */
+    int backend_status;         /* the final status it answered, or 0 */
     const apr_array_header_t *retry_statuses; /* final statuses that give
                                  * RPROXY_RETRY_STATUS, or NULL */
     apr_status_t send_failed;   /* writing to the backend failed */
@@ -290,6 +291,8 @@ typedef struct rproxy_group {
     int balance, hash_source;
     const char *hash_name;              /* header or cookie */
     int eject_after, max_ejected_pct, max_tries;
+    apr_array_header_t *eject_statuses; /* 5xx answers that count as
+                                         * failures (RProxyEject statuses=) */
     apr_interval_time_t eject_time, eject_max, slow_start;
     apr_interval_time_t resolve_interval;
     /* active checks; check_method NULL: none */
@@ -336,9 +339,13 @@ const char *rproxy_member_state_name(const rproxy_member_slot *m,
 apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                        server_rec *s);
 apr_status_t rproxy_groups_child_init(apr_pool_t *pchild, server_rec *s);
+/* Whether a member answering status counts as a failure. */
+int rproxy_group_ejects_on(const rproxy_group *g, int status);
 /* The retry budget: each request adds to it, each retry takes from it. */
 void rproxy_group_count_request(rproxy_group *g);
 int rproxy_group_take_retry(rproxy_group *g);
+/* Whether a retry would be allowed now (taking nothing). */
+int rproxy_group_retry_possible(rproxy_group *g);
 void rproxy_group_retry_done(rproxy_group *g);
 
 /* ---- buffer pools (rproxy_pool.c) ---- */

@@ -233,8 +233,9 @@ static int ejected_count(const rproxy_group *g, int *live)
 static void set_health(rproxy_group *g, rproxy_member_slot *m,
                        apr_uint32_t to, const char *why)
 {
-    apr_uint32_t from = apr_atomic_cas32(&m->health, to, m->health);
-    if (from == to) {
+    apr_uint32_t from = apr_atomic_read32(&m->health);
+    /* Children race to the same change: the one whose swap took logs. */
+    if (from == to || apr_atomic_cas32(&m->health, to, from) != from) {
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, g->server,
@@ -584,6 +585,17 @@ int rproxy_group_slot_index(const rproxy_group *g,
     return -1;
 }
 
+int rproxy_group_ejects_on(const rproxy_group *g, int status)
+{
+    int i;
+    for (i = 0; g->eject_statuses && i < g->eject_statuses->nelts; i++) {
+        if (APR_ARRAY_IDX(g->eject_statuses, i, int) == status) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* ---- the retry budget ---- */
 
 void rproxy_group_count_request(rproxy_group *g)
@@ -591,6 +603,13 @@ void rproxy_group_count_request(rproxy_group *g)
     if (apr_atomic_read32(&g->shared->budget) < BUDGET_CAP) {
         apr_atomic_add32(&g->shared->budget, BUDGET_PER_REQUEST);
     }
+}
+
+int rproxy_group_retry_possible(rproxy_group *g)
+{
+    return apr_atomic_read32(&g->shared->budget) >= BUDGET_PER_RETRY
+           || apr_atomic_read32(&g->shared->retries_in_flight)
+              < BUDGET_FREE_RETRIES;
 }
 
 int rproxy_group_take_retry(rproxy_group *g)

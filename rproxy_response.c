@@ -799,6 +799,7 @@ int rproxy_read_response_head(rproxy_exchange *x)
     apr_table_setn(r->notes, "rproxy-backend-time",
                    apr_psprintf(r->pool, "%" APR_TIME_T_FMT,
                                 apr_time_now() - x->started));
+    x->backend_status = rs->status;
     if (rs->status == HTTP_SWITCHING_PROTOCOLS) {
         x->switched = end_to_end_fields(rs);
     }
