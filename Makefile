@@ -199,8 +199,10 @@ BENCH_MODE ?= quick
 # make bench-buckets           the same plus a build with pooled buckets
 #                              (bench/compare-buckets.sh)
 # make profile                 perf profile of httpd under wrk (bench/profile.sh)
+# make bench-compare BASE=C    req/s of this tree's module against commit C's
+#                              build, interleaved rounds (bench/compare-commits.sh)
 
-.PHONY: bench bench-buckets profile
+.PHONY: bench bench-buckets bench-compare profile
 
 bench: bench-deps
 	$(MAKE) all
@@ -209,6 +211,11 @@ bench: bench-deps
 bench-buckets: bench-deps
 	$(MAKE) all
 	BENCH_MODE=$(BENCH_MODE) bash bench/compare-buckets.sh
+
+bench-compare: bench-deps
+	@test -n "$(BASE)" || { echo "make bench-compare BASE=<commit>" >&2; exit 1; }
+	$(MAKE) all
+	BASE=$(BASE) bash bench/compare-commits.sh
 
 profile: bench-deps
 	$(MAKE) all
