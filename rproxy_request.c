@@ -311,6 +311,26 @@ static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
 }
 
 
+/* Whether a request's Transfer-Encoding is "chunked" alone.  httpd's core
+ * only checks that chunked comes last, so "gzip, chunked" or "chunked,
+ * chunked" reach the handler with one layer of chunking undone; forwarding
+ * the rest as plain content would change the message (RFC 9112 6.1: the
+ * codings are hop-by-hop, and chunked is applied once). */
+static int chunked_only(const char *te)
+{
+    apr_size_t n;
+
+    while (*te == ' ' || *te == '\t') {
+        te++;
+    }
+    if (strncasecmp(te, "chunked", 7)) {
+        return 0;
+    }
+    for (n = 7; te[n] == ' ' || te[n] == '\t'; n++)
+        ;
+    return te[n] == '\0';
+}
+
 /* How the body goes to the backend.  An input filter (SetInputFilter
  * DEFLATE, say) may change the body's length, so a filtered body goes
  * chunked whatever Content-Length the client announced. */
@@ -555,6 +575,15 @@ int rproxy_prepare_request(rproxy_exchange *x, const char *uri)
 {
     const char *cl;
 
+    const char *te = apr_table_get(x->r->headers_in, "Transfer-Encoding");
+
+    if (te && !chunked_only(te)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
+                      "rproxy: %s: request Transfer-Encoding '%s' is not "
+                      "chunked alone; refused", x->dc->target->url, te);
+        x->r->connection->keepalive = AP_CONN_CLOSE;
+        return HTTP_NOT_IMPLEMENTED;
+    }
     x->framing = client_body_framing(x->r, &cl);
     if (x->framing == RPROXY_BODY_INVALID) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
