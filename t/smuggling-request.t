@@ -139,7 +139,7 @@ my $UNDERSCORE = 'underscore field names: another helper is fixing them in the C
 my @todo = map { $cases[$_][4] ? (2 * $_ + 1) : () } 0 .. $#cases;
 my $extra_first = 2 * @cases + 1;
 push @todo, $extra_first + 6, $extra_first + 7;       # the underscore checks
-plan tests => 2 * @cases + 8 + @bad_hosts, todo => \@todo;
+plan tests => 2 * @cases + 8 + @bad_hosts + 5, todo => \@todo;
 
 # Parses one request the backend recorded; returns (request line, error).
 sub backend_view {
@@ -314,4 +314,30 @@ for my $host (@bad_hosts) {
     my $status = ($data =~ m{^HTTP/1\.1 (\d+)})[0] // 0;
     (my $shown = $host) =~ s/([^ -~])/sprintf '\\x%02x', ord $1/ge;
     ok t_cmp("$status " . scalar(@seen), '400 0', "Host '$shown': 400, nothing to the backend");
+}
+
+# ---- limits httpd's core enforces before the handler (RFC 9112 3, 5) ----
+{
+    my $be = raw_backend({ reply => $OK });
+    my ($data) = raw_exchange("GET /raw/" . ('a' x 9000) . " HTTP/1.1\r\n${H}Connection: close\r\n\r\n",
+                              timeout => 5);
+    my ($d2) = raw_exchange("GET /raw/f HTTP/1.1\r\n${H}X-Big: " . ('b' x 9000)
+                            . "\r\nConnection: close\r\n\r\n", timeout => 5);
+    my @seen = $be->requests;
+    $be->stop;
+    ok t_cmp(($data =~ m{^HTTP/1\.1 (\d+)})[0] // 0, 414, 'request line over LimitRequestLine: 414');
+    ok t_cmp(($d2 =~ m{^HTTP/1\.1 (\d+)})[0] // 0, 400, 'field line over LimitRequestFieldSize: 400');
+    ok t_cmp(scalar @seen, 0, 'neither reached the backend');
+}
+
+# ---- 100-continue from an HTTP/1.0 client is ignored (RFC 9110 10.1.1) ----
+{
+    my $be = raw_backend({ reply => $OK });
+    my ($data) = raw_exchange("POST /raw/x HTTP/1.0\r\n${H}Expect: 100-continue\r\n"
+                              . "Content-Length: 4\r\n\r\nabcd", timeout => 5);
+    my ($req) = $be->requests;
+    $be->stop;
+    ok t_cmp($data =~ /^HTTP\/1\.\d 100/m ? 1 : 0, 0, 'HTTP/1.0 client with Expect: no 100');
+    ok t_cmp(($data =~ m{^HTTP/1\.1 (\d+)})[0] . ' ' . (($req // '') =~ /\r\n\r\nabcd\z/ ? 'body' : 'none'),
+             '200 body', 'HTTP/1.0 client with Expect: no 100, proxied');
 }

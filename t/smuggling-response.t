@@ -82,7 +82,7 @@ my @cases = (
     [ 'close-delimited body holding a response', "HTTP/1.1 200 OK\r\n\r\nok$SPOOF", 200, "ok$SPOOF" ],
 );
 
-plan tests => 2 * @cases + 6;
+plan tests => 2 * @cases + 6 + 6;
 
 sub responses {
     my ($data, $first_method) = @_;
@@ -185,4 +185,58 @@ for my $c (@cases) {
     $be->stop;
     ok t_cmp("$r->{status} $r->{body}", '200 clean',
              'a late body after a HEAD response is never the next response');
+}
+
+# No framing field on a 204, whatever the backend sent (RFC 9110 8.6,
+# RFC 9112 6.1).
+{
+    my @seen;
+    for my $framing ("Content-Length: 5", "Transfer-Encoding: chunked") {
+        my $be = raw_backend({ reply => "HTTP/1.1 204 No Content\r\n$framing\r\n\r\n" });
+        my ($data) = raw_exchange("GET /raw/n HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+                                  timeout => 5);
+        $be->stop;
+        my ($head) = $data =~ /\A(.*?\r\n)\r\n/s;
+        push @seen, ($head // '') =~ /^HTTP\/1\.1 204/ ? ($head =~ /^((?:Content-Length|Transfer-Encoding):[^\r]*)/mi)[0] // ''
+                                                       : 'not a 204';
+    }
+    ok t_cmp(join('|', @seen), '|', '204 with a body: no framing fields to the client');
+}
+
+# A chunked backend response to an HTTP/1.0 client: no Transfer-Encoding
+# (RFC 9112 6.1), the body delimited by close or a length.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n" });
+    my ($data, $how) = raw_exchange("GET /raw/o HTTP/1.0\r\nHost: h\r\n\r\n", timeout => 5);
+    $be->stop;
+    ok t_cmp($data =~ /^Transfer-Encoding:/mi ? 1 : 0, 0,
+             'chunked backend, HTTP/1.0 client: no Transfer-Encoding');
+    ok t_cmp($data =~ /\r\n\r\nok\z/ && $how eq 'eof' ? 1 : 0, 1,
+             'chunked backend, HTTP/1.0 client: the body, then close');
+}
+
+# A backend's Connection: close ends that connection's use (RFC 9112 9.6),
+# even if the backend keeps it open and would answer on it.
+{
+    my $be = raw_backend(
+        { reply => sub {
+            my $s = shift;
+            syswrite $s, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+            my $sel = IO::Select->new($s);
+            my $buf = '';
+            if ($sel->can_read(2)) {
+                sysread($s, $buf, 65536);
+                syswrite $s, $SPOOF if length $buf;
+            }
+        } },
+        { reply => $CLEAN });
+    my $r1 = http_request(GET => '/raw/c1');
+    sleep 0.3;
+    my $r2 = http_request(GET => '/raw/c2');
+    $be->stop;
+    ok t_cmp("$r1->{status} $r1->{body}", '200 ok', 'Connection: close response relayed');
+    ok t_cmp("$r2->{status} $r2->{body}", '200 clean',
+             'Connection: close response: the connection is not reused');
+    ok t_cmp(($r1->{headers}{'x-spoof'} || $r2->{headers}{'x-spoof'}) ? 1 : 0, 0,
+             'Connection: close response: nothing spoofed');
 }
