@@ -434,6 +434,7 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
      * 10.1.4), so that naming does not hide "trailers". */
     if (has_token(apr_table_get(r->headers_in, "TE"), "trailers")) {
         put_header(&w, "TE", "trailers");
+        put_header(&w, "Connection", "TE");     /* RFC 9110 10.1.4: a MUST */
     }
     /* Only for content (RFC 9110 10.1.1): "Content-Length: 0" has none,
      * and a backend waiting for it would cost the one-second wait. */
