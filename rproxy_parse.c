@@ -68,7 +68,8 @@ apr_status_t rproxy_read_line(rproxy_reader *rd, char **line,
                 rd->overflow_len = 0;
             }
             rd->pos = nl + 1 - rd->buf;
-            if (seg > 0 && start[seg - 1] == '\r') {
+            rd->bare_lf = !(seg > 0 && start[seg - 1] == '\r');
+            if (!rd->bare_lf) {
                 seg--;
             }
             start[seg] = '\0';

@@ -23,6 +23,7 @@ typedef struct {
     apr_size_t cap, pos, end;
     char *overflow;
     apr_size_t overflow_len;
+    int bare_lf;                 /* the last line read ended in LF alone */
     apr_pool_t *pool;
     rproxy_recv_fn recv;
     void *recv_ctx;
@@ -38,8 +39,9 @@ void rproxy_reader_init(rproxy_reader *rd, char *buf, apr_size_t cap,
 /* Reads more bytes into the window; APR_EOF when the peer closed. */
 apr_status_t rproxy_reader_fill(rproxy_reader *rd);
 
-/* The next line without its CRLF (or bare LF), NUL-terminated, writable
- * until the next read; RPROXY_LINE_TOO_LONG past RPROXY_MAX_LINE. */
+/* The next line without its CRLF (or bare LF, which sets rd->bare_lf),
+ * NUL-terminated, writable until the next read; RPROXY_LINE_TOO_LONG past
+ * RPROXY_MAX_LINE. */
 apr_status_t rproxy_read_line(rproxy_reader *rd, char **line,
                               apr_size_t *len);
 

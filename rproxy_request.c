@@ -325,6 +325,26 @@ static const char *host_header(request_rec *r, const rproxy_dir_conf *dc,
 }
 
 
+/* Whether a request's Transfer-Encoding is "chunked" alone.  httpd's core
+ * only checks that chunked comes last, so "gzip, chunked" or "chunked,
+ * chunked" reach the handler with one layer of chunking undone; forwarding
+ * the rest as plain content would change the message (RFC 9112 6.1: the
+ * codings are hop-by-hop, and chunked is applied once). */
+static int chunked_only(const char *te)
+{
+    apr_size_t n;
+
+    while (*te == ' ' || *te == '\t') {
+        te++;
+    }
+    if (strncasecmp(te, "chunked", 7)) {
+        return 0;
+    }
+    for (n = 7; te[n] == ' ' || te[n] == '\t'; n++)
+        ;
+    return te[n] == '\0';
+}
+
 /* How the body goes to the backend.  An input filter (SetInputFilter
  * DEFLATE, say) may change the body's length, so a filtered body goes
  * chunked whatever Content-Length the client announced. */
@@ -437,6 +457,7 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
      * 10.1.4), so that naming does not hide "trailers". */
     if (has_token(apr_table_get(r->headers_in, "TE"), "trailers")) {
         put_header(&w, "TE", "trailers");
+        put_header(&w, "Connection", "TE");     /* RFC 9110 10.1.4: a MUST */
     }
     /* Only for content (RFC 9110 10.1.1): "Content-Length: 0" has none,
      * and a backend waiting for it would cost the one-second wait. */
@@ -585,18 +606,26 @@ int rproxy_prepare_request(rproxy_exchange *x, const char *uri)
 {
     const char *cl;
 
+    const char *te = apr_table_get(x->r->headers_in, "Transfer-Encoding");
+
     /* RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
      * framing (a 1.0 hop may not have understood it), and the connection
      * must close after the answer: what follows the body could be read as
      * another request.  httpd's core lets it through. */
-    if (x->r->proto_num < HTTP_VERSION(1, 1)
-        && apr_table_get(x->r->headers_in, "Transfer-Encoding")) {
+    if (te && x->r->proto_num < HTTP_VERSION(1, 1)) {
         x->r->connection->keepalive = AP_CONN_CLOSE;
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
                       "rproxy: %s: HTTP/1.0 request with Transfer-Encoding: "
                       "faulty framing; refused, closing the connection",
                       x->dc->target->url);
         return HTTP_BAD_REQUEST;
+    }
+    if (te && !chunked_only(te)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, x->r,
+                      "rproxy: %s: request Transfer-Encoding '%s' is not "
+                      "chunked alone; refused", x->dc->target->url, te);
+        x->r->connection->keepalive = AP_CONN_CLOSE;
+        return HTTP_NOT_IMPLEMENTED;
     }
     x->framing = client_body_framing(x->r, &cl);
     if (x->framing == RPROXY_BODY_INVALID) {

@@ -573,7 +573,11 @@ static int relay_chunked(response *rs, apr_status_t *rv)
         if (*rv != APR_SUCCESS) {
             return read_failed(rs, *rv, "reading chunk size");
         }
-        why = rproxy_parse_chunk_size(line, len, &size);
+        /* Only the head's lines may end in a bare LF (RFC 9112 2.2); a
+         * chunk line is CRLF-terminated (7.1), as Go insists since
+         * CVE-2025-22871. */
+        why = x->rd.bare_lf ? "chunk size line ended by a bare LF"
+                            : rproxy_parse_chunk_size(line, len, &size);
         if (why) {
             return bad_response(rs, why);
         }
@@ -590,6 +594,9 @@ static int relay_chunked(response *rs, apr_status_t *rv)
         }
         if (len != 0) {
             return bad_response(rs, "chunk data longer than its size");
+        }
+        if (x->rd.bare_lf) {
+            return bad_response(rs, "chunk data followed by a bare LF");
         }
     }
     trailers = apr_table_make(x->r->pool, 2);

@@ -169,6 +169,7 @@ static apr_status_t read_line(harness *h, char **line, apr_size_t *len)
     /* The line is exactly the stream's bytes, NUL-terminated, in the
      * buffer or in the overflow area, and the reader stands after its LF. */
     CHECK(*len == want_len);
+    CHECK(h->rd.bare_lf == (want_next == at + want_len + 1));
     CHECK(memcmp(*line, h->st->data + at, *len) == 0);
     CHECK((*line)[*len] == '\0');
     CHECK(!memchr(*line, '\n', *len));
@@ -382,7 +383,8 @@ static const char *take_chunked(harness *h, apr_table_t *trailers)
                                               : "backend closed at a chunk";
         }
         was_clean = clean(line, len);
-        why = rproxy_parse_chunk_size(line, len, &size);
+        why = h->rd.bare_lf ? "chunk size line ended by a bare LF"
+                            : rproxy_parse_chunk_size(line, len, &size);
         if (why) {
             return why;
         }
@@ -402,6 +404,9 @@ static const char *take_chunked(harness *h, apr_table_t *trailers)
         }
         if (len != 0) {
             return "chunk data longer than its size";
+        }
+        if (h->rd.bare_lf) {
+            return "chunk data followed by a bare LF";
         }
     }
     return read_fields(h, trailers, &trailer_bytes);

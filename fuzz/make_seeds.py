@@ -50,7 +50,7 @@ SEEDS = {
     "ok-chunked-uppercase-hex-leading-zeros": sel(256, 17) + resp(
         fields=["transfer-encoding: Chunked"], body=b"000B\r\nhello world\r\n00\r\n\r\n"),
     "ok-chunked-small-buffer-big-chunk": sel(16, 9) + resp(fields=[TE], body=chunked(bytes(range(256)) * 3)),
-    "ok-chunked-bare-lf": sel(16, 2) + resp(fields=[TE], body=b"4\nwiki\n5\npedia\n0\n\n", eol=b"\n"),
+    "ok-chunked-bare-lf-head": sel(16, 2) + resp(fields=[TE], body=b"4\r\nwiki\r\n5\r\npedia\r\n0\r\n\n", eol=b"\n"),
     "ok-close-delimited": sel(32, 4) + resp("HTTP/1.0 200 OK", fields=["Server: old"], body=b"until the connection closes\r\n\r\n0\r\n"),
     "ok-100-continue-then-cl": sel(64, 1) + resp("HTTP/1.1 100 Continue") + resp(fields=["Content-Length: 2"], body=b"hi"),
     "ok-103-early-hints-then-chunked": sel(128, 11) + resp("HTTP/1.1 103 Early Hints", fields=["Link: </s.css>; rel=preload"])
@@ -67,6 +67,12 @@ SEEDS = {
     "ok-long-field-exactly-8192": sel(256, 63) + resp(fields=["X-Max: " + "m" * (8192 - 7), "Content-Length: 0"]),
     "ok-100-fields": sel(4096, 0) + resp(fields=["F%d: %d" % (i, i) for i in range(99)] + ["Content-Length: 0"]),
     # -- to be refused --
+    # bare LF ends only head and trailer lines (RFC 9112 2.2), never a
+    # chunk line (7.1; Go's CVE-2025-22871)
+    "bad-chunked-bare-lf": sel(16, 2) + resp(fields=[TE], body=b"4\nwiki\n5\npedia\n0\n\n", eol=b"\n"),
+    "bad-chunk-size-bare-lf": sel() + resp(fields=[TE], body=b"4\nwiki\r\n0\r\n\r\n"),
+    "bad-chunk-data-bare-lf": sel() + resp(fields=[TE], body=b"4\r\nwiki\n0\r\n\r\n"),
+    "bad-last-chunk-bare-lf": sel() + resp(fields=[TE], body=b"4\r\nwiki\r\n0\n\r\n"),
     "bad-status-http2": sel() + b"HTTP/2 200 OK\r\n\r\n",
     "bad-status-no-space-before-reason": sel() + b"HTTP/1.1 200OK\r\n\r\n",
     "bad-status-double-space": sel() + b"HTTP/1.1  200 OK\r\n\r\n",

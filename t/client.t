@@ -6,7 +6,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 9;
+plan tests => 12;
 
 # A body over LimitRequestBody: refused, and the client connection closes
 # (its unread body must not be taken for the next request).
@@ -53,4 +53,20 @@ plan tests => 9;
     ok t_cmp(scalar(grep { m{^GET /smuggled } } @seen), 0,
              'the bytes after its body never reach the backend as a request');
     ok t_cmp(scalar(@seen), 0, 'the refused request itself never reaches the backend');
+}
+
+# A request Transfer-Encoding other than "chunked" alone: httpd's core
+# undoes the final chunked and lets the rest through, and forwarding what
+# is left as plain content would drop a coding undecoded.  501, before the
+# backend sees anything, and the connection closes.
+for my $te ('gzip, chunked', 'chunked, chunked', "identity\r\nTransfer-Encoding: chunked") {
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" });
+    my ($data, $how) = raw_exchange("POST /raw/x HTTP/1.1\r\nHost: h\r\n"
+        . "Transfer-Encoding: $te\r\n\r\n5\r\nhello\r\n0\r\n\r\n", timeout => 5);
+    my @seen = $be->requests;
+    $be->stop;
+    my $r = parse_response($data) || { status => 0 };
+    (my $name = $te) =~ s/\r\n.*/ + chunked (two lines)/;
+    ok t_cmp("$r->{status} $how " . scalar(@seen), '501 eof 0',
+             "Transfer-Encoding '$name': 501, closed, nothing to the backend");
 }

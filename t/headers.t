@@ -6,7 +6,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 24 + 6;
+plan tests => 24 + 6 + 1;
 
 my $raw_port = conf_define('RPROXY_RAW_PORT');
 my $ok_reply = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -51,6 +51,7 @@ sub lines_named {
 {
     my $saw = backend_saw('/raw/', "Host: h\r\nTE: trailers, deflate;q=0.5\r\n");
     ok t_cmp(lines_named($saw, 'TE'), 'trailers', 'TE: trailers forwarded alone');
+    ok t_cmp(lines_named($saw, 'Connection'), 'TE', 'with the Connection: TE a sender of TE must add');
 }
 
 # TE: trailers with the Connection: TE that RFC 9110 asks for.

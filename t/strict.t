@@ -58,6 +58,10 @@ my @bad_bodies = (
     [ 'chunk size with junk',      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n" ],
     [ 'chunk longer than size',    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n" ],
     [ 'chunk size overflow',       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nx\r\n0\r\n\r\n" ],
+    # A bare LF may end a head line (RFC 9112 2.2), never a chunk line (7.1).
+    [ 'bare LF ends a chunk size', "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n" ],
+    [ 'bare LF after chunk data',  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n" ],
+    [ 'bare LF ends the last chunk', "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\n\r\n" ],
 );
 
 # Well-formed oddities that must pass.
@@ -66,6 +70,7 @@ my @good = (
     [ 'empty reason',       "HTTP/1.1 200 \r\n$ok_body",                     200, 'ok' ],
     [ 'repeated equal CLs', "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2, 2\r\n\r\nok", 200, 'ok' ],
     [ 'bare LF lines',      "HTTP/1.1 200 OK\nContent-Length: 2\n\nok",      200, 'ok' ],
+    [ 'bare LF head, CRLF chunks', "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n2\r\nok\r\n0\r\nX-T: 1\n\n", 200, 'ok' ],
     [ 'chunk extensions',   "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;name=val\r\nok\r\n0\r\n\r\n", 200, 'ok' ],
     [ 'CHUNKED upper case', "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 200, 'ok' ],
     [ 'interim then final', "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early\r\nLink: <x>\r\n\r\n"
