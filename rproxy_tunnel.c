@@ -169,18 +169,22 @@ static apr_status_t pump_down(tunnel *t)
     int reads = 0;
 
     t->more_down = 0;
-    do {
+    for (;;) {
         len = x->buf.len;
         rv = rproxy_conn_read(x->conn, x->buf.data, &len, 0);
-        if (len > 0) {
-            rv = to_client(t, x->buf.data, len);
-            if (rv != APR_SUCCESS || !x->conn->c) {
-                return rv;
-            }
-            t->more_down = ++reads >= DOWN_BURST;
+        if (len == 0) {
+            break;
         }
-    } while (len > 0 && !t->more_down);
-    if (APR_STATUS_IS_EAGAIN(rv) || t->more_down) {
+        rv = to_client(t, x->buf.data, len);
+        if (rv != APR_SUCCESS || !x->conn->c) {
+            return rv;
+        }
+        if (++reads >= DOWN_BURST) {
+            t->more_down = 1;
+            return APR_SUCCESS;
+        }
+    }
+    if (APR_STATUS_IS_EAGAIN(rv)) {
         return APR_SUCCESS;
     }
     if (rv == APR_EOF || rv == APR_SUCCESS) {
