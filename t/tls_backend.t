@@ -113,9 +113,12 @@ start_tls('good', '--client-ca', "$certs/ca.pem");
 # Keep-alive: ten requests, one handshake; a new connection resumes.
 start_tls('good');
 {
-    my @codes;
-    push @codes, (curl('-w', '%{http_code}', "$base/tlsb/g?gen=100"))[0] for 1 .. 10;
-    ok t_cmp("@codes", join(' ', ('200') x 10), 'ten requests');
+    # On one client connection, so on one child process under prefork too.
+    open my $fh, '-|', $curl, '-s', '--max-time', '20', '-w', '%{http_code} ',
+        map { ('-o', '/dev/null', "$base/tlsb/g?gen=100") } 1 .. 10 or die;
+    my $codes = do { local $/; <$fh> } // '';
+    close $fh;
+    ok t_cmp($codes, join(' ', ('200') x 10) . ' ', 'ten requests');
     ok t_cmp(stats()->{handshakes}, 1, 'ten requests, one TLS handshake');
     # Two at once: the second cannot have the idle connection.
     my $pid = fork // die;
@@ -125,7 +128,14 @@ start_tls('good');
     waitpid $pid, 0;
     my $s = stats();
     ok t_cmp($s->{handshakes}, 2, 'two requests at once open a second connection');
-    ok t_cmp($s->{resumed}, 1, 'which resumes the TLS session');
+    if (($ENV{RPROXY_TEST_MPM} || 'event') eq 'prefork') {
+        # Sessions are kept per child process, and under prefork the second
+        # request is another child's, which has none yet.
+        skip('prefork: the second connection is in another child process', 1);
+    }
+    else {
+        ok t_cmp($s->{resumed}, 1, 'which resumes the TLS session');
+    }
 }
 
 # The backend drops the connection mid-body without close_notify.
