@@ -14,8 +14,9 @@
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 SRCS     = mod_rproxy.c rproxy_status.c rproxy_status_html.c \
            rproxy_tunnel.c rproxy_response.c rproxy_request.c \
-           rproxy_trailers.c rproxy_conn.c rproxy_pool.c rproxy_group.c \
-           rproxy_util.c rproxy_stats.c rproxy_fields.c rproxy_parse.c
+           rproxy_trailers.c rproxy_conn.c rproxy_tls.c rproxy_pool.c \
+           rproxy_group.c rproxy_util.c rproxy_stats.c rproxy_fields.c \
+           rproxy_parse.c
 HDRS     = mod_rproxy.h rproxy.h rproxy_parse.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so
@@ -23,7 +24,7 @@ MODULE   = .libs/mod_rproxy.so
 # Debian packages, installed by the *deps targets when missing (root only):
 # what building and running the module needs (make, make install; apache2-dev
 # gives apxs but reaches a compiler only through Recommends) ...
-BUILD_PACKAGES = build-essential apache2 apache2-dev
+BUILD_PACKAGES = build-essential apache2 apache2-dev libssl-dev
 # ... the demo (make run): curl waits for, and python3-websockets is, the
 # live page's backend (conf/demo/run.sh) ...
 RUN_PACKAGES   = $(BUILD_PACKAGES) curl python3-websockets
@@ -42,7 +43,7 @@ all: $(MODULE)
 
 $(MODULE): $(SRCS) $(HDRS)
 	@test -x "$(APXS)" || { echo "apxs not found: run 'make deps' (as root) first" >&2; exit 1; }
-	$(APXS) -c $(CWARN) $(EXTRA_CFLAGS:%=-Wc,%) $(EXTRA_LDFLAGS:%=-Wl,%) -o mod_rproxy.la $(SRCS)
+	$(APXS) -c $(CWARN) $(EXTRA_CFLAGS:%=-Wc,%) $(EXTRA_LDFLAGS:%=-Wl,%) -o mod_rproxy.la $(SRCS) -lssl -lcrypto
 
 # $(call apt_need,PACKAGES): installs those of PACKAGES that are not
 # installed; as another user than root, names them and fails.

@@ -12,6 +12,8 @@
 #include "http_core.h"
 #include "http_protocol.h"
 #include "http_request.h"
+#include "http_ssl.h"
+#include "http_connection.h"
 #include "ap_provider.h"
 #include "ap_expr.h"
 #include "apr_strings.h"
@@ -39,6 +41,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     dc->preserve_host = -1;
     dc->add_forwarded = -1;
     dc->allow_underscores = -1;
+    dc->tls_verify = -1;
     return dc;
 }
 
@@ -69,6 +72,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     dc->upgrades = MERGE(upgrades, NULL);
     dc->retry_statuses = MERGE(retry_statuses, NULL);
     dc->allow_underscores = MERGE(allow_underscores, -1);
+    dc->tls_verify = MERGE(tls_verify, -1);
     return dc;
 }
 
@@ -147,28 +151,38 @@ static const char *unsendable_byte(const char *s)
     return NULL;
 }
 
-/* Parses an http:// URL for directive `what`: into *u, its port into
- * *port; an error message naming the directive and the value, or NULL.
- * with_path: a path and query may follow the authority. */
+/* The https targets of this configuration, for check_config. */
+static apr_array_header_t *https_targets;
+
+/* Parses an http:// (or with allow_https, https://) URL for directive
+ * `what`: into *u, its port into *port, *tls whether https; an error
+ * message naming the directive and the value, or NULL.  with_path: a path
+ * and query may follow the authority. */
 static const char *parse_http_url(cmd_parms *cmd, const char *what,
                                   const char *url, int with_path,
-                                  apr_uri_t *u, apr_port_t *port)
+                                  int allow_https, apr_uri_t *u,
+                                  apr_port_t *port, int *tls)
 {
     const char *bad;
     apr_int64_t p = 80;
     apr_status_t rv = apr_uri_parse(cmd->pool, url, u);
 
-    if (rv == APR_SUCCESS && u->scheme && !strcasecmp(u->scheme, "https")) {
-        return apr_psprintf(cmd->pool, "%s: '%s': https backends "
-                            "are not supported (yet); use http://", what, url);
+    *tls = rv == APR_SUCCESS && u->scheme && !strcasecmp(u->scheme, "https");
+    if (*tls && !allow_https) {
+        return apr_psprintf(cmd->pool, "%s: '%s': https members are not "
+                            "supported (yet); use http://", what, url);
     }
     if (rv != APR_SUCCESS || !u->scheme
-        || strcasecmp(u->scheme, "http") || !u->hostname || !*u->hostname
-        || u->user || u->password || u->fragment
+        || (strcasecmp(u->scheme, "http") && !*tls) || !u->hostname
+        || !*u->hostname || u->user || u->password || u->fragment
         || (!with_path && ((u->path && strcmp(u->path, "/")) || u->query))) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a URL of the form "
-                            "http://host[:port]%s", what, url,
+                            "%s://host[:port]%s", what, url,
+                            allow_https ? "http[s]" : "http",
                             with_path ? "[/path][?query]" : "");
+    }
+    if (*tls) {
+        p = 443;
     }
     /* Every byte of the target ends up in the request line or the Host
      * header: one they cannot carry would have every request refused by
@@ -234,15 +248,33 @@ static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
         t->query = q ? q + 1 : NULL;
     }
     else {
-        err = parse_http_url(cmd, "RProxyTarget", url, 1, &u,
-                             &t->backend.port);
+        rproxy_backend *b = &t->backend;
+        apr_ipsubnet_t *ip;
+
+        err = parse_http_url(cmd, "RProxyTarget", url, 1, 1, &u, &b->port,
+                             &b->tls);
         if (err) {
             return err;
         }
-        t->backend.host = u.hostname;
-        t->backend.authority = authority_of(cmd->pool, &u);
-        t->backend.key = apr_psprintf(cmd->pool, "%s:%u", u.hostname,
-                                      t->backend.port);
+        b->host = u.hostname;
+        b->authority = authority_of(cmd->pool, &u);
+        b->key = apr_psprintf(cmd->pool, "%s:%u", u.hostname, b->port);
+        b->server = cmd->server;
+        b->host_is_ip = apr_ipsubnet_create(&ip, u.hostname, NULL,
+                                            cmd->temp_pool) == APR_SUCCESS;
+        if (b->tls) {
+            /* Its own idle connections: those of another virtual host had
+             * other SSLProxy* settings, and one made without verification
+             * must not serve a request that asks for it. */
+            b->tls_keys[0] = apr_psprintf(cmd->pool, "https://%s/%pp/noverify",
+                                          b->key, (void *)cmd->server);
+            b->tls_keys[1] = apr_psprintf(cmd->pool, "https://%s/%pp",
+                                          b->key, (void *)cmd->server);
+            if (!https_targets) {
+                https_targets = apr_array_make(cmd->pool, 4, sizeof(t));
+            }
+            APR_ARRAY_PUSH(https_targets, const rproxy_target *) = t;
+        }
         t->path = u.path ? u.path : "";
         t->query = u.query;
     }
@@ -526,6 +558,7 @@ static const char *set_member(cmd_parms *cmd, void *dcv, const char *args)
     rproxy_member_conf *mc;
     const char *err = in_group(cmd, &g), *url, *word;
     apr_uri_t u;
+    int tls;
     (void)dcv;
 
     if (err) {
@@ -534,7 +567,8 @@ static const char *set_member(cmd_parms *cmd, void *dcv, const char *args)
     url = ap_getword_conf(cmd->pool, &args);
     mc = apr_array_push(g->members);
     memset(mc, 0, sizeof(*mc));
-    err = parse_http_url(cmd, "RProxyMember", url, 0, &u, &mc->port);
+    err = parse_http_url(cmd, "RProxyMember", url, 0, 0, &u, &mc->port,
+                         &tls);
     if (err) {
         return err;
     }
@@ -733,7 +767,12 @@ static const char *set_allow_underscores(cmd_parms *cmd, void *dcv,
 
 static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyTarget", set_target, NULL, RSRC_CONF | ACCESS_CONF,
-                  "Backend base URL: http://host[:port][/path][?query]"),
+                  "Backend base URL: http[s]://host[:port][/path][?query]"),
+    AP_INIT_TAKE1("RProxyTLSVerify", set_flag,
+                  (void *)APR_OFFSETOF(rproxy_dir_conf, tls_verify),
+                  RSRC_CONF | ACCESS_CONF,
+                  "Off: do not check an https backend's certificate "
+                  "(dangerous; default: On)"),
     AP_INIT_TAKE1("RProxyBufferPool", set_pool, NULL, RSRC_CONF | ACCESS_CONF,
                   "Buffer pool provider that copies bodies (default: apr)"),
     AP_INIT_TAKE1("RProxyBufferSize", set_buffer_size, NULL, RSRC_CONF,
@@ -812,6 +851,7 @@ static int is_idempotent(request_rec *r)
 /* Phase one: a connection to the backend, kept alive or new. */
 static int connect_backend(rproxy_exchange *x)
 {
+    const char *why;
     apr_status_t rv;
 
     x->phase = "connecting";
@@ -821,14 +861,24 @@ static int connect_backend(rproxy_exchange *x)
     rv = rproxy_conn_open(&x->conn, x->backend,
                           x->dc->connect_timeout > 0 ? x->dc->connect_timeout
                                                      : DEFAULT_CONNECT_TIMEOUT,
-                          x->r);
+                          x->timeout, x->dc->tls_verify != 0, x->r, &why);
     if (rv != APR_SUCCESS) {
         x->conn = NULL;
         x->connect_failed = 1;
+        if (x->backend->tls && APR_STATUS_IS_TIMEUP(rv) && !why) {
+            return rproxy_fail(x, HTTP_GATEWAY_TIME_OUT, rv, "TLS handshake "
+                               "with %s timed out after %" APR_TIME_T_FMT
+                               " s", x->backend->key,
+                               apr_time_sec(x->timeout));
+        }
+        if (rv == RPROXY_TLS_FAILED) {
+            return rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "TLS handshake with "
+                               "%s refused: %s", x->backend->key, why);
+        }
         return rproxy_fail(x, HTTP_BAD_GATEWAY, rv, "cannot connect to %s",
                            x->backend->key);
     }
-    apr_socket_timeout_set(x->conn->sock, x->timeout);
+    rproxy_conn_timeout_set(x->conn, x->timeout);
     apr_table_setn(x->r->notes, "rproxy-reused", x->conn->reused ? "1" : "0");
     x->reusable = 1;
     x->got_bytes = 0;
@@ -954,6 +1004,8 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
                           failed_key, why, m->key);
         }
         tried[rproxy_group_slot_index(g, m)] = 1;
+        memset(&backend, 0, sizeof(backend));
+        backend.server = g->server;
         backend.host = m->host;
         backend.port = m->port;
         backend.authority = m->authority;
@@ -1138,19 +1190,70 @@ static int rproxy_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp)
 {
     (void)plog; (void)ptemp;
+    https_targets = NULL;       /* in the last generation's pconf */
     rproxy_stats_pre_config(pconf);
     return OK;
 }
 
 /* Runs for apachectl configtest too: a missing shared-memory provider
  * fails there, not at the first start. */
+/* Whether httpd's TLS module would take an https connection for server s
+ * (mod_ssl: SSLProxyEngine on): asked as a real connection would be, on a
+ * connection record that never carries a byte. */
+static int outgoing_tls_enabled(server_rec *s, apr_pool_t *ptemp)
+{
+    conn_rec *c = apr_pcalloc(ptemp, sizeof(*c));
+
+    c->pool = ptemp;
+    c->base_server = s;
+    c->conn_config = ap_create_conn_config(ptemp);
+    c->notes = apr_table_make(ptemp, 1);
+    c->outgoing = 1;
+    return ap_ssl_bind_outgoing(c, NULL, 1) == OK;
+}
+
+/* An https RProxyTarget needs httpd's TLS module with proxy TLS on in its
+ * virtual host: checked here so that apachectl configtest says so. */
+static int check_https_targets(apr_pool_t *ptemp, server_rec *s)
+{
+    int i, ok = 1;
+
+    for (i = 0; https_targets && i < https_targets->nelts; i++) {
+        const rproxy_target *t =
+            APR_ARRAY_IDX(https_targets, i, const rproxy_target *);
+        const char *missing = NULL;
+
+        if (!ap_ssl_has_outgoing_handlers()) {
+            missing = "no TLS module is loaded (LoadModule ssl_module; on "
+                      "Debian a2enmod ssl)";
+        }
+        else if (!outgoing_tls_enabled(t->server, ptemp)) {
+            missing = "proxy TLS is not enabled in its server or virtual "
+                      "host (SSLProxyEngine on)";
+        }
+        if (missing) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                         "RProxyTarget %s in <Location %s> of %s:%u: %s",
+                         t->url, t->location ? t->location : "/",
+                         t->server->server_hostname
+                         ? t->server->server_hostname : "the main server",
+                         t->server->port, missing);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
 static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                                apr_pool_t *ptemp, server_rec *s)
 {
     const apr_array_header_t *targets = rproxy_stats_targets();
     int i;
 
-    (void)pconf; (void)plog; (void)ptemp;
+    (void)pconf; (void)plog;
+    if (!check_https_targets(ptemp, s)) {
+        return !OK;
+    }
     /* group:// targets find their group: the virtual host's, or the main
      * server's. */
     for (i = 0; i < targets->nelts; i++) {
@@ -1210,9 +1313,22 @@ static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* Again after mod_ssl's post_config, which settles an SSLProxyEngine left
+ * unset to off: in configtest (-t, no post_config) only an explicit
+ * SSLProxyEngine off or a missing TLS module can be seen. */
+static int rproxy_post_config_tls(apr_pool_t *pconf, apr_pool_t *plog,
+                                  apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf; (void)plog;
+    return check_https_targets(ptemp, s) ? OK : HTTP_INTERNAL_SERVER_ERROR;
+}
+
 static void rproxy_child_init(apr_pool_t *pchild, server_rec *s)
 {
     apr_status_t rv = rproxy_pool_child_init(pchild);
+    if (rv == APR_SUCCESS) {
+        rv = rproxy_tls_child_init(pchild);
+    }
     if (rv == APR_SUCCESS) {
         rv = rproxy_conn_child_init(pchild, s);
     }
@@ -1232,9 +1348,12 @@ static void rproxy_register_hooks(apr_pool_t *p)
     ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "none",
                          RPROXY_BUFFER_POOL_VERSION, &rproxy_none_pool);
     rproxy_register_trailer_filter();
+    rproxy_tls_register_hooks();
     ap_hook_pre_config(rproxy_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(rproxy_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rproxy_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(rproxy_post_config_tls, NULL, NULL,
+                        APR_HOOK_REALLY_LAST);
     ap_hook_child_init(rproxy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(rproxy_map_to_storage, NULL, NULL,
                            APR_HOOK_FIRST);

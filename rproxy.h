@@ -38,13 +38,20 @@ typedef struct {
     const char *authority;    /* host[:port] as written: the default Host */
     const char *key;          /* "host:port": idle connections are shared by key */
     struct rproxy_target_slot *stats; /* its shared counters (and health) */
+    server_rec *server;       /* whose TLS settings (SSLProxy*) apply */
+    int tls;                  /* https:// */
+    int host_is_ip;           /* host is an IPv4 or IPv6 literal */
+    const char *tls_keys[2];  /* https: the idle-set keys with verification
+                               * off [0] and on [1]: TLS connections are kept
+                               * apart per virtual host (its SSLProxy*
+                               * settings) and per verification policy */
 } rproxy_backend;
 
 struct rproxy_group;
 
 typedef struct {
     const char *url;          /* as written, for log lines */
-    rproxy_backend backend;   /* a plain http:// target's one backend */
+    rproxy_backend backend;   /* a plain http[s]:// target's one backend */
     const char *group_name;   /* group://NAME/...: the group, by name */
     struct rproxy_group *group; /* ... found at check_config */
     const char *path;         /* raw path, "" when the URL has none */
@@ -68,6 +75,7 @@ typedef struct {
     apr_array_header_t *retry_statuses;/* RProxyRetryOnStatus; NULL unset */
     int allow_underscores;             /* RProxyAllowUnderscoresInHeaders;
                                         * -1 unset */
+    int tls_verify;                    /* RProxyTLSVerify; -1 unset (On) */
 } rproxy_dir_conf;
 
 typedef struct {
@@ -93,6 +101,11 @@ typedef struct {
 typedef struct rproxy_conn {
     apr_pool_t *pool;                  /* lives exactly as long as the socket */
     apr_socket_t *sock;
+    conn_rec *c;                       /* https: the backend conn_rec whose
+                                        * filters (httpd's TLS module) carry
+                                        * the bytes; NULL: the raw socket */
+    apr_bucket_brigade *bb;            /* https: for those filters */
+    struct rproxy_tls *tls;            /* https: rproxy_tls.c's state */
     const char *key;
     apr_time_t idle_since;
     int reused;                        /* came from the idle set */
@@ -358,15 +371,59 @@ void rproxy_buf_get(rproxy_buf *b, request_rec *r, const rproxy_dir_conf *dc,
                     const rproxy_server_conf *sc);
 void rproxy_buf_put(rproxy_buf *b);
 
+/* ---- TLS to backends through httpd's TLS module (rproxy_tls.c) ---- */
+
+/* With mod_ssl: the handshake's checks (certificate chain and name, even
+ * under SSLProxyVerify none) and TLS session resumption, through mod_ssl's
+ * pre_handshake and proxy_post_handshake hooks, for mod_rproxy's own
+ * backend connections only. */
+typedef struct rproxy_tls rproxy_tls;
+void rproxy_tls_register_hooks(void);
+apr_status_t rproxy_tls_child_init(apr_pool_t *pchild);
+/* Marks the backend conn_rec bc as ours before its handshake: host is
+ * checked against the certificate unless verify is 0; session_key names
+ * the sessions a new connection may resume. */
+rproxy_tls *rproxy_tls_attach(conn_rec *bc, const char *host,
+                              const char *session_key, int verify);
+/* Why the handshake failed (the verification error), or NULL. */
+const char *rproxy_tls_error(const rproxy_tls *t);
+/* Whether the handshake resumed a session. */
+int rproxy_tls_resumed(const rproxy_tls *t);
+/* Keeps the connection's session for the next new connection (call only
+ * on a healthy connection). */
+void rproxy_tls_keep_session(rproxy_tls *t);
+
 /* ---- backend connections (rproxy_conn.c) ---- */
 
+/* A TLS handshake with the backend failed (rproxy_conn_open; the reason
+ * is in *why).  A handshake that ran out of time is APR_TIMEUP. */
+#define RPROXY_TLS_FAILED (APR_OS_START_USERERR + 140)
+
 apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s);
+/* An idle connection to b or a new one (https: handshake done, within
+ * timeout, checked unless tls_verify is 0); on failure *why may say why. */
 apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *b,
                               apr_interval_time_t connect_timeout,
-                              request_rec *r);
+                              apr_interval_time_t timeout, int tls_verify,
+                              request_rec *r, const char **why);
 void rproxy_conn_release(rproxy_conn *c, int reusable);
-apr_status_t rproxy_send_all(apr_socket_t *s, const char *data, apr_size_t len);
-apr_status_t rproxy_sendv_all(apr_socket_t *s, struct iovec *vec, int n);
+
+/* The one I/O layer every reader and writer of a backend connection uses:
+ * plain connections on the raw socket, https ones through their conn_rec's
+ * filters.  Reads return what is there (up to *len), APR_EOF at the end;
+ * non-blocking ones APR_EAGAIN when nothing is.  Writes send everything. */
+apr_status_t rproxy_conn_read(rproxy_conn *c, char *dst, apr_size_t *len,
+                              int block);
+apr_status_t rproxy_conn_write(rproxy_conn *c, const char *data,
+                               apr_size_t len);
+apr_status_t rproxy_conn_writev(rproxy_conn *c, struct iovec *vec, int n);
+/* Sends what the connection takes without waiting (*len: how much); TLS
+ * connections take it all, waiting up to the timeout. */
+apr_status_t rproxy_conn_write_some(rproxy_conn *c, const char *data,
+                                    apr_size_t *len);
+/* Half-close: APR_ENOTIMPL over TLS (httpd's TLS modules cannot). */
+apr_status_t rproxy_conn_shutdown_write(rproxy_conn *c);
+void rproxy_conn_timeout_set(rproxy_conn *c, apr_interval_time_t t);
 
 /* ---- trailers (rproxy_trailers.c) ---- */
 

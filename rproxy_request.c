@@ -531,7 +531,7 @@ static apr_status_t send_body_piece(rproxy_exchange *x, apr_size_t len,
 
     RPROXY_ADD_FOR(x->dc->target, bytes_to_backend, len);
     if (!chunked) {
-        return rproxy_send_all(x->conn->sock, x->buf.data, len);
+        return rproxy_conn_write(x->conn, x->buf.data, len);
     }
     if (len == 0) {
         return APR_SUCCESS;
@@ -544,7 +544,7 @@ static apr_status_t send_body_piece(rproxy_exchange *x, apr_size_t len,
     vec[1].iov_len = len;
     vec[2].iov_base = "\r\n";
     vec[2].iov_len = 2;
-    return rproxy_sendv_all(x->conn->sock, vec, 3);
+    return rproxy_conn_writev(x->conn, vec, 3);
 }
 
 /* Streams the client body; on a client-side failure answers its status. */
@@ -590,7 +590,7 @@ int rproxy_send_body(rproxy_exchange *x)
     }
     if (chunked) {
         const char *last = rproxy_last_chunk(r->pool, r->trailers_in);
-        apr_status_t rv = rproxy_send_all(x->conn->sock, last, strlen(last));
+        apr_status_t rv = rproxy_conn_write(x->conn, last, strlen(last));
         if (rv != APR_SUCCESS) {
             x->reusable = 0;
             x->send_failed = rv;
@@ -650,10 +650,10 @@ int rproxy_send_head(rproxy_exchange *x)
         vec[1].iov_len = strlen(x->backend->authority);
         vec[2].iov_base = x->head + x->host_at;
         vec[2].iov_len = x->head_len - x->host_at;
-        rv = rproxy_sendv_all(x->conn->sock, vec, 3);
+        rv = rproxy_conn_writev(x->conn, vec, 3);
     }
     else {
-        rv = rproxy_send_all(x->conn->sock, x->head, x->head_len);
+        rv = rproxy_conn_write(x->conn, x->head, x->head_len);
     }
     if (rv != APR_SUCCESS) {
         x->send_failed = rv;

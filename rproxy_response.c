@@ -54,7 +54,7 @@ typedef struct rproxy_response {
 static apr_status_t backend_recv(void *ctx, char *dst, apr_size_t *len)
 {
     rproxy_exchange *x = ctx;
-    apr_status_t rv = apr_socket_recv(x->conn->sock, dst, len);
+    apr_status_t rv = rproxy_conn_read(x->conn, dst, len, 1);
     if (*len > 0) {
         x->got_bytes = 1;
     }
@@ -489,9 +489,9 @@ static apr_status_t body_fill(response *rs)
     }
     wait = rs->unflushed_since + x->dc->flush_interval - apr_time_now();
     if (wait > 0 && wait < x->timeout) {
-        apr_socket_timeout_set(x->conn->sock, wait);
+        rproxy_conn_timeout_set(x->conn, wait);
         rv = fill(x);
-        apr_socket_timeout_set(x->conn->sock, x->timeout);
+        rproxy_conn_timeout_set(x->conn, x->timeout);
         if (!APR_STATUS_IS_TIMEUP(rv)) {
             return rv;
         }
@@ -769,11 +769,11 @@ int rproxy_await_continue(rproxy_exchange *x)
             if (continued) {
                 return OK;
             }
-            apr_socket_timeout_set(x->conn->sock, CONTINUE_WAIT < x->timeout
+            rproxy_conn_timeout_set(x->conn, CONTINUE_WAIT < x->timeout
                                                   ? CONTINUE_WAIT
                                                   : x->timeout);
             rv = fill(x);
-            apr_socket_timeout_set(x->conn->sock, x->timeout);
+            rproxy_conn_timeout_set(x->conn, x->timeout);
             if (APR_STATUS_IS_TIMEUP(rv)) {
                 return OK;      /* a quiet backend gets the body anyway */
             }

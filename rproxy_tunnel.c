@@ -11,7 +11,9 @@
  *
  * The client side goes through the connection's filters, so the tunnel
  * works over TLS too (where a backend's half-close ends the tunnel: mod_ssl
- * has no half-close); the backend side is the plain socket.
+ * has no half-close); the backend side goes through rproxy_conn.c's I/O
+ * layer, its raw socket or, to an https backend, its filters (where the
+ * client's half-close ends the tunnel, for the same reason).
  */
 #include "rproxy.h"
 #include "http_connection.h"
@@ -43,6 +45,8 @@ typedef struct {
     int more_up;                /* pump_up stopped with bytes maybe still
                                  * in httpd's input filters */
     int end_tls;                /* the backend finished a TLS tunnel */
+    int more_down;              /* pump_down stopped with bytes maybe still
+                                 * in the backend's TLS filters */
     apr_off_t bytes_up, bytes_down;
 } tunnel;
 
@@ -67,23 +71,24 @@ static apr_status_t send_pending(tunnel *t)
 {
     apr_status_t rv = APR_SUCCESS;
 
-    apr_socket_timeout_set(t->backend, 0);
     while (t->pending_len > 0) {
         apr_size_t n = t->pending_len;
-        rv = apr_socket_send(t->backend, t->pending, &n);
+        rv = rproxy_conn_write_some(t->x->conn, t->pending, &n);
         t->pending += n;
         t->pending_len -= n;
         if (rv != APR_SUCCESS) {
             break;
         }
     }
-    apr_socket_timeout_set(t->backend, t->x->timeout);
     if (APR_STATUS_IS_EAGAIN(rv)) {
         return APR_SUCCESS;
     }
     if (rv == APR_SUCCESS && t->shut_backend && !t->pending_len) {
         t->shut_backend = 0;
-        apr_socket_shutdown(t->backend, APR_SHUTDOWN_WRITE);
+        if (rproxy_conn_shutdown_write(t->x->conn) == APR_ENOTIMPL) {
+            /* A TLS backend cannot be half-closed: the tunnel ends. */
+            t->backend_open = 0;
+        }
     }
     return rv;
 }
@@ -151,18 +156,33 @@ static apr_status_t pump_up(tunnel *t)
     return rv;
 }
 
-/* Moves what the backend sent to the client. */
+/* Moves what the backend sent to the client: over TLS until its filters
+ * have nothing more (decrypted bytes no poll of the socket announces), at
+ * most DOWN_BURST reads at a time; t->more_down asks to come back. */
+#define DOWN_BURST 8
+
 static apr_status_t pump_down(tunnel *t)
 {
     rproxy_exchange *x = t->x;
-    apr_size_t len = x->buf.len;
+    apr_size_t len;
     apr_status_t rv;
+    int reads = 0;
 
-    apr_socket_timeout_set(t->backend, 0);
-    rv = apr_socket_recv(t->backend, x->buf.data, &len);
-    apr_socket_timeout_set(t->backend, x->timeout);
-    if (len > 0) {
-        return to_client(t, x->buf.data, len);
+    t->more_down = 0;
+    for (;;) {
+        len = x->buf.len;
+        rv = rproxy_conn_read(x->conn, x->buf.data, &len, 0);
+        if (len == 0) {
+            break;
+        }
+        rv = to_client(t, x->buf.data, len);
+        if (rv != APR_SUCCESS || !x->conn->c) {
+            return rv;
+        }
+        if (++reads >= DOWN_BURST) {
+            t->more_down = 1;
+            return APR_SUCCESS;
+        }
     }
     if (APR_STATUS_IS_EAGAIN(rv)) {
         return APR_SUCCESS;
@@ -222,13 +242,17 @@ static apr_status_t run_tunnel(tunnel *t)
     bfd.desc.s = t->backend;
     bfd.client_data = &bfd;
 
-    /* Bytes that came with the 101, or after the client's request head. */
+    /* Bytes that came with the 101, or after the client's request head;
+     * over TLS, more may wait decrypted in the backend's filters. */
     if (x->rd.pos < x->rd.end) {
         rv = to_client(t, x->rd.buf + x->rd.pos, x->rd.end - x->rd.pos);
         x->rd.pos = x->rd.end;
     }
     if (rv == APR_SUCCESS) {
         rv = pump_up(t);
+    }
+    if (rv == APR_SUCCESS && x->conn->c) {
+        rv = pump_down(t);
     }
     while (rv == APR_SUCCESS
            && (t->client_open || t->backend_open || t->pending_len)) {
@@ -239,10 +263,20 @@ static apr_status_t run_tunnel(tunnel *t)
         arm(ps, &cfd, t->client_open && !t->pending_len ? APR_POLLIN : 0);
         arm(ps, &bfd, (t->backend_open ? APR_POLLIN : 0)
                       | (t->pending_len ? APR_POLLOUT : 0));
-        rv = apr_pollset_poll(ps, t->more_up ? 0 : x->timeout, &n, &ready);
+        rv = apr_pollset_poll(ps, t->more_up || t->more_down ? 0 : x->timeout,
+                              &n, &ready);
         if (APR_STATUS_IS_EINTR(rv)) {
             rv = APR_SUCCESS;
             continue;
+        }
+        if (t->more_down) {
+            if (APR_STATUS_IS_TIMEUP(rv)) {
+                rv = APR_SUCCESS;
+                n = 0;
+            }
+            if (rv == APR_SUCCESS && t->backend_open) {
+                rv = pump_down(t);
+            }
         }
         up_done = t->more_up;
         if (up_done) {

@@ -31,7 +31,7 @@ my @cases = (
     [ "RProxyTarget \"http://127.0.0.1:1/a\x01b/\"", qr/RProxyTarget: 'http:\/\/127\.0\.0\.1:1\/a\\x01b\/'.*0x01/ ],
     [ "RProxyTarget \"http://127.0.0.1:1/a\x7fb/\"", qr/RProxyTarget.*0x7F/ ],
     [ "RProxyTarget \"http://127.0.0.1:1/caf\xc3\xa9/\"", qr/RProxyTarget.*0xC3.*%C3/ ],
-    [ 'RProxyTarget https://127.0.0.1:1/', qr/RProxyTarget: 'https:\/\/127\.0\.0\.1:1\/': https backends are not supported/ ],
+    [ 'RProxyTarget https://127.0.0.1:1/', qr/RProxyTarget https:\/\/127\.0\.0\.1:1\/ in <Location \/x\/>.*: no TLS module is loaded/ ],
     [ 'RProxyBufferSize 10',             qr/RProxyBufferSize.*'10'/, 1 ],
     [ 'RProxyBufferSize lots',           qr/RProxyBufferSize.*'lots'/, 1 ],
     [ 'RProxyFlushInterval -2',          qr/RProxyFlushInterval.*'-2'/ ],
