@@ -347,6 +347,12 @@ int rproxy_group_take_retry(rproxy_group *g);
 /* Whether a retry would be allowed now (taking nothing). */
 int rproxy_group_retry_possible(rproxy_group *g);
 void rproxy_group_retry_done(rproxy_group *g);
+/* For the status page: the weight a member is picked by now (below its
+ * weight during slow start); every group of every virtual host, once
+ * (rproxy_group *). */
+double rproxy_member_effective_weight(const rproxy_member_slot *m,
+                                      apr_time_t now);
+apr_array_header_t *rproxy_groups_all(apr_pool_t *p, server_rec *s);
 
 /* ---- buffer pools (rproxy_pool.c) ---- */
 
