@@ -726,7 +726,7 @@ apr_status_t rproxy_groups_child_init(apr_pool_t *pchild, server_rec *s)
     return APR_SUCCESS;
 }
 
-/* ---- for the status page ---- */
+/* ---- for the status page: every group, and the admin's drain ---- */
 
 /* The weight a member is picked by now (its weight while it ramps up
  * after coming back, scaled down), as the balancer sees it. */
@@ -770,4 +770,40 @@ apr_array_header_t *rproxy_groups_all(apr_pool_t *p, server_rec *s)
               out->elt_size, by_group_name);
     }
     return out;
+}
+
+/* A member of g by its key (address:port) or by its name on the status
+ * page (the member as written, a space, its address), or NULL. */
+rproxy_member_slot *rproxy_group_find_member(rproxy_group *g,
+                                             const char *key)
+{
+    int i;
+    for (i = 0; i < g->n_slots; i++) {
+        rproxy_member_slot *m = g->slots[i];
+        if (m->fig.used && (!strcmp(m->key, key) || !strcmp(m->fig.url, key))) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* Drains a member (no new requests; those in flight finish) or takes it
+ * back, at run time, for every child; one log line naming who did it.
+ * Returns whether anything changed. */
+int rproxy_member_set_drain(rproxy_group *g, rproxy_member_slot *m,
+                            int drain, const char *who)
+{
+    apr_time_t now = apr_time_now();
+    const char *from = rproxy_member_state_name(m, now), *to;
+    apr_uint32_t was = apr_atomic_xchg32(&m->admin_drain, drain ? 1 : 0);
+
+    if (!was == !drain) {
+        return 0;
+    }
+    to = rproxy_member_state_name(m, now);
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, g->server,
+                 "rproxy: group %s: member %s (%s): %s -> %s: %s by %s",
+                 g->name, m->fig.url, m->key, from, to,
+                 drain ? "drained" : "enabled", who);
+    return 1;
 }

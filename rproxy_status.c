@@ -13,6 +13,7 @@
 #include "mod_status.h"
 #include "http_main.h"
 #include "apr_strings.h"
+#include "util_script.h"
 
 #define READ(field) apr_atomic_read64(&rproxy_stats->field)
 
@@ -578,6 +579,140 @@ static void print_json_groups(request_rec *r, const apr_array_header_t *gv)
     ap_rputs("]", r);
 }
 
+/* ---- run-time control: drain and enable, by POST ---- */
+
+/* The nonce a POST must carry, the same in every child: made at each
+ * post_config, kept in shared memory. */
+typedef struct {
+    char nonce[33];
+} control_slot;
+
+static control_slot *control;
+
+apr_status_t rproxy_status_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    unsigned char raw[16];
+    void *slot;
+    int i;
+    apr_status_t rv = rproxy_stats_create("rproxy-control",
+                                          sizeof(control_slot), 1, &slot,
+                                          pconf, s);
+    if (rv == APR_SUCCESS) {
+        rv = apr_generate_random_bytes(raw, sizeof(raw));
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    control = slot;
+    for (i = 0; i < (int)sizeof(raw); i++) {
+        apr_snprintf(control->nonce + 2 * i, 3, "%02x", raw[i]);
+    }
+    return APR_SUCCESS;
+}
+
+static int control_on(request_rec *r)
+{
+    const rproxy_dir_conf *dc = ap_get_module_config(r->per_dir_config,
+                                                     &rproxy_module);
+    return dc->status_control == 1 && control;
+}
+
+/* Whether given is the nonce, in a time that does not tell how much of
+ * it was right. */
+static int nonce_ok(const char *given)
+{
+    apr_size_t n = strlen(control->nonce), i;
+    unsigned char diff = 0;
+
+    if (!given || strlen(given) != n) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        diff |= (unsigned char)(given[i] ^ control->nonce[i]);
+    }
+    return diff == 0;
+}
+
+static int control_post(request_rec *r)
+{
+    apr_array_header_t *pairs = NULL;
+    const char *action = NULL, *group = NULL, *member = NULL, *nonce = NULL;
+    const char *who = r->user ? apr_psprintf(r->pool, "%s (user %s)",
+                                             r->useragent_ip, r->user)
+                              : r->useragent_ip;
+    const rproxy_server_conf *sc = ap_get_module_config(
+        r->server->module_config, &rproxy_module);
+    rproxy_group *g;
+    rproxy_member_slot *m;
+    const char *from;
+    int rv, drain;
+
+    if (!control_on(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s refused: RProxyStatusControl is not On for "
+                      "%s", who, r->uri);
+        ap_discard_request_body(r);
+        return HTTP_FORBIDDEN;
+    }
+    rv = ap_parse_form_data(r, NULL, &pairs, 8, 4096);
+    if (rv != OK) {
+        return rv;
+    }
+    while (pairs && !apr_is_empty_array(pairs)) {
+        ap_form_pair_t *pair = apr_array_pop(pairs);
+        apr_off_t len;
+        apr_size_t size;
+        char *v;
+        apr_brigade_length(pair->value, 1, &len);
+        size = (apr_size_t)len;
+        v = apr_palloc(r->pool, size + 1);
+        apr_brigade_flatten(pair->value, v, &size);
+        v[size] = '\0';
+        if (!strcmp(pair->name, "action")) {
+            action = v;
+        }
+        else if (!strcmp(pair->name, "group")) {
+            group = v;
+        }
+        else if (!strcmp(pair->name, "member")) {
+            member = v;
+        }
+        else if (!strcmp(pair->name, "nonce")) {
+            nonce = v;
+        }
+    }
+    if (!nonce_ok(nonce)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s refused: %s nonce (a cross-site request, or "
+                      "a page from before a restart?)", who,
+                      nonce ? "wrong" : "no");
+        return HTTP_FORBIDDEN;
+    }
+    if (!action || (strcmp(action, "drain") && strcmp(action, "enable"))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s: action '%s' is not drain or enable", who,
+                      action ? action : "");
+        return HTTP_BAD_REQUEST;
+    }
+    g = group && sc->groups ? apr_hash_get(sc->groups, group,
+                                           APR_HASH_KEY_STRING) : NULL;
+    m = g && g->slots && member ? rproxy_group_find_member(g, member) : NULL;
+    if (!m) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s: no member '%s' in a group '%s' here", who,
+                      member ? member : "", group ? group : "");
+        return HTTP_NOT_FOUND;
+    }
+    drain = !strcmp(action, "drain");
+    from = rproxy_member_state_name(m, apr_time_now());
+    rproxy_member_set_drain(g, m, drain, who);
+    ap_set_content_type(r, "text/plain; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rprintf(r, "group %s member %s (%s): %s -> %s\n", g->name, m->fig.url,
+               m->key, from, rproxy_member_state_name(m, apr_time_now()));
+    return OK;
+}
+
 static void print_json(request_rec *r, const stat_line *s,
                        const apr_array_header_t *tv,
                        const apr_array_header_t *gv)
@@ -612,6 +747,14 @@ static void print_json(request_rec *r, const stat_line *s,
     }
     ap_rputs("]", r);
     print_json_groups(r, gv);
+    /* The drain and enable buttons' nonce, where POSTs are allowed. */
+    if (control_on(r)) {
+        ap_rprintf(r, ",\"control\":{\"enabled\":true,\"nonce\":\"%s\"}",
+                   control->nonce);
+    }
+    else {
+        ap_rputs(",\"control\":{\"enabled\":false}", r);
+    }
     ap_rputs("}\n", r);
 }
 
@@ -624,15 +767,18 @@ int rproxy_status_handler(request_rec *r)
     if (!r->handler || strcmp(r->handler, "rproxy-status")) {
         return DECLINED;
     }
+    if (r->method_number == M_POST) {
+        return control_post(r);
+    }
     if (r->method_number != M_GET) {
-        r->allowed = AP_METHOD_BIT << M_GET;
+        r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!strcmp(format, "format=html")) {
         ap_set_content_type(r, "text/html; charset=utf-8");
         /* The page runs only its own inline script and fetches only its
-         * own JSON. */
+         * own JSON (and POSTs its buttons there). */
         apr_table_setn(r->headers_out, "Content-Security-Policy",
                        "default-src 'none'; script-src 'unsafe-inline'; "
                        "style-src 'unsafe-inline'; connect-src 'self'");
