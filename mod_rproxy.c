@@ -42,6 +42,7 @@ static void *create_dir_conf(apr_pool_t *p, char *dir)
     dc->add_forwarded = -1;
     dc->allow_underscores = -1;
     dc->tls_verify = -1;
+    dc->status_control = -1;
     return dc;
 }
 
@@ -73,6 +74,7 @@ static void *merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     dc->retry_statuses = MERGE(retry_statuses, NULL);
     dc->allow_underscores = MERGE(allow_underscores, -1);
     dc->tls_verify = MERGE(tls_verify, -1);
+    dc->status_control = MERGE(status_control, -1);
     return dc;
 }
 
@@ -765,6 +767,17 @@ static const char *set_allow_underscores(cmd_parms *cmd, void *dcv,
     return NULL;
 }
 
+/* RProxyStatusControl On: POSTs to this rproxy-status location may drain
+ * and enable group members.  check_config insists on a Require in the
+ * same section. */
+static const char *set_status_control(cmd_parms *cmd, void *dcv, int on)
+{
+    rproxy_dir_conf *dc = dcv;
+    (void)cmd;
+    dc->status_control = on ? 1 : 0;
+    return NULL;
+}
+
 static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyTarget", set_target, NULL, RSRC_CONF | ACCESS_CONF,
                   "Backend base URL: http[s]://host[:port][/path][?query]"),
@@ -811,6 +824,9 @@ static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyMaxResponseHeaders", set_server_int,
                   (void *)SET_MAX_HEADERS, RSRC_CONF,
                   "Most header fields in a backend response head"),
+    AP_INIT_FLAG("RProxyStatusControl", set_status_control, NULL,
+                 ACCESS_CONF, "On: POSTs here may drain and enable group "
+                 "members (needs a Require in the same section)"),
     AP_INIT_RAW_ARGS("<RProxyGroup", group_section, NULL, RSRC_CONF,
                      "A named group of backends: <RProxyGroup name>"),
     AP_INIT_RAW_ARGS("RProxyMember", set_member, NULL, RSRC_CONF,
@@ -1195,6 +1211,37 @@ static int rproxy_pre_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+/* The first RProxyStatusControl On under d (and its siblings) whose
+ * section has no Require, RequireAll or RequireAny of its own, or NULL:
+ * the controls change the server, so whoever may use them must be said
+ * explicitly, not inherited by accident. */
+static const ap_directive_t *control_without_require(const ap_directive_t *d)
+{
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "RProxyStatusControl")
+            && d->args && !strncasecmp(d->args + (*d->args == '"'), "on", 2)) {
+            const ap_directive_t *sib = d->parent ? d->parent->first_child
+                                                  : NULL;
+            int found = 0;
+            for (; sib && !found; sib = sib->next) {
+                found = !strcasecmp(sib->directive, "Require")
+                        || !strcasecmp(sib->directive, "<RequireAll")
+                        || !strcasecmp(sib->directive, "<RequireAny");
+            }
+            if (!found) {
+                return d;
+            }
+        }
+        if (d->first_child) {
+            const ap_directive_t *bad = control_without_require(d->first_child);
+            if (bad) {
+                return bad;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Runs for apachectl configtest too: a missing shared-memory provider
  * fails there, not at the first start. */
 /* Whether httpd's TLS module would take an https connection for server s
@@ -1272,6 +1319,21 @@ static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             return !OK;
         }
     }
+    {
+        const ap_directive_t *bad = control_without_require(ap_conftree);
+        if (bad) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                         "RProxyStatusControl On (%s:%d): the %s%s%s section "
+                         "it is in has no Require, <RequireAll> or "
+                         "<RequireAny> of its own; the drain and enable "
+                         "controls need an explicit access rule there",
+                         bad->filename, bad->line_num,
+                         bad->parent ? bad->parent->directive : "server",
+                         bad->parent ? " " : "",
+                         bad->parent ? bad->parent->args : "");
+            return !OK;
+        }
+    }
     if (!rproxy_stats_provider()) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
                      "mod_rproxy keeps its counters in shared memory and "
@@ -1310,6 +1372,7 @@ static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     }
     return rproxy_stats_post_config(pconf, ptemp, main_s) == APR_SUCCESS
            && rproxy_groups_post_config(pconf, ptemp, main_s) == APR_SUCCESS
+           && rproxy_status_post_config(pconf, main_s) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 

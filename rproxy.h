@@ -76,6 +76,7 @@ typedef struct {
     int allow_underscores;             /* RProxyAllowUnderscoresInHeaders;
                                         * -1 unset */
     int tls_verify;                    /* RProxyTLSVerify; -1 unset (On) */
+    int status_control;                /* RProxyStatusControl; -1 unset */
 } rproxy_dir_conf;
 
 typedef struct {
@@ -360,6 +361,17 @@ int rproxy_group_take_retry(rproxy_group *g);
 /* Whether a retry would be allowed now (taking nothing). */
 int rproxy_group_retry_possible(rproxy_group *g);
 void rproxy_group_retry_done(rproxy_group *g);
+/* For the status page: the weight a member is picked by now (below its
+ * weight during slow start); every group of every virtual host, once
+ * (rproxy_group *); a member by its key or its name (fig.url); the
+ * admin's drain (1) or enable (0), logged with who; 1 if it changed. */
+double rproxy_member_effective_weight(const rproxy_member_slot *m,
+                                      apr_time_t now);
+apr_array_header_t *rproxy_groups_all(apr_pool_t *p, server_rec *s);
+rproxy_member_slot *rproxy_group_find_member(rproxy_group *g,
+                                             const char *key);
+int rproxy_member_set_drain(rproxy_group *g, rproxy_member_slot *m,
+                            int drain, const char *who);
 
 /* ---- buffer pools (rproxy_pool.c) ---- */
 
@@ -476,6 +488,9 @@ extern const char rproxy_status_html[];
 
 /* ---- the status page (rproxy_status.c) ---- */
 
+/* The nonce run-time control POSTs must carry, made anew (post_config). */
+apr_status_t rproxy_status_post_config(apr_pool_t *pconf, server_rec *s);
+/* GET: the page; POST: drain or enable a member (RProxyStatusControl). */
 int rproxy_status_handler(request_rec *r);
 /* Adds the section of mod_status's /server-status. */
 void rproxy_status_register_hooks(void);

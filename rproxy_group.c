@@ -725,3 +725,85 @@ apr_status_t rproxy_groups_child_init(apr_pool_t *pchild, server_rec *s)
     }
     return APR_SUCCESS;
 }
+
+/* ---- for the status page: every group, and the admin's drain ---- */
+
+/* The weight a member is picked by now (its weight while it ramps up
+ * after coming back, scaled down), as the balancer sees it. */
+double rproxy_member_effective_weight(const rproxy_member_slot *m,
+                                      apr_time_t now)
+{
+    return effective_weight(m, now);
+}
+
+static int by_group_name(const void *a, const void *b)
+{
+    return strcmp((*(rproxy_group *const *)a)->name,
+                  (*(rproxy_group *const *)b)->name);
+}
+
+/* Every group of every virtual host, once (a virtual host sees the main
+ * server's groups too): in the order of the servers, then by name. */
+apr_array_header_t *rproxy_groups_all(apr_pool_t *p, server_rec *s)
+{
+    apr_array_header_t *out = apr_array_make(p, 8, sizeof(rproxy_group *));
+    apr_hash_t *seen = apr_hash_make(p);
+    server_rec *vs;
+
+    for (vs = s; vs; vs = vs->next) {
+        const rproxy_server_conf *sc =
+            ap_get_module_config(vs->module_config, &rproxy_module);
+        apr_hash_index_t *hi;
+        int first = out->nelts;
+        if (!sc->groups) {
+            continue;
+        }
+        for (hi = apr_hash_first(p, sc->groups); hi; hi = apr_hash_next(hi)) {
+            rproxy_group *g = apr_hash_this_val(hi);
+            if (!g->slots || apr_hash_get(seen, &g, sizeof(g))) {
+                continue;
+            }
+            apr_hash_set(seen, apr_pmemdup(p, &g, sizeof(g)), sizeof(g), g);
+            *(rproxy_group **)apr_array_push(out) = g;
+        }
+        qsort(out->elts + first * out->elt_size, out->nelts - first,
+              out->elt_size, by_group_name);
+    }
+    return out;
+}
+
+/* A member of g by its key (address:port) or by its name on the status
+ * page (the member as written, a space, its address), or NULL. */
+rproxy_member_slot *rproxy_group_find_member(rproxy_group *g,
+                                             const char *key)
+{
+    int i;
+    for (i = 0; i < g->n_slots; i++) {
+        rproxy_member_slot *m = g->slots[i];
+        if (m->fig.used && (!strcmp(m->key, key) || !strcmp(m->fig.url, key))) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/* Drains a member (no new requests; those in flight finish) or takes it
+ * back, at run time, for every child; one log line naming who did it.
+ * Returns whether anything changed. */
+int rproxy_member_set_drain(rproxy_group *g, rproxy_member_slot *m,
+                            int drain, const char *who)
+{
+    apr_time_t now = apr_time_now();
+    const char *from = rproxy_member_state_name(m, now), *to;
+    apr_uint32_t was = apr_atomic_xchg32(&m->admin_drain, drain ? 1 : 0);
+
+    if (!was == !drain) {
+        return 0;
+    }
+    to = rproxy_member_state_name(m, now);
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, g->server,
+                 "rproxy: group %s: member %s (%s): %s -> %s: %s by %s",
+                 g->name, m->fig.url, m->key, from, to,
+                 drain ? "drained" : "enabled", who);
+    return 1;
+}

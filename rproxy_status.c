@@ -11,7 +11,9 @@
 #include "rproxy.h"
 #include "http_protocol.h"
 #include "mod_status.h"
+#include "http_main.h"
 #include "apr_strings.h"
+#include "util_script.h"
 
 #define READ(field) apr_atomic_read64(&rproxy_stats->field)
 
@@ -84,7 +86,28 @@ typedef struct {
     apr_uint64_t latency[RPROXY_LATENCY_BUCKETS], latency_us, observed;
 } target_view;
 
-#define TREAD(field) apr_atomic_read64(&ts->field)
+#define TREAD(field) apr_atomic_read64((volatile apr_uint64_t *)&ts->field)
+
+static void read_figures(target_view *v, const rproxy_target_slot *ts)
+{
+    int b;
+
+    v->slot = ts;
+    v->requests = TREAD(requests);
+    v->errors = TREAD(errors);
+    v->client_aborts = TREAD(client_aborts);
+    v->in_flight = apr_atomic_read32((volatile apr_uint32_t *)&ts->in_flight);
+    v->backend_connects = TREAD(backend_connects);
+    v->backend_reuses = TREAD(backend_reuses);
+    v->bytes_from_backend = TREAD(bytes_from_backend);
+    v->bytes_to_backend = TREAD(bytes_to_backend);
+    v->latency_us = TREAD(latency_us);
+    v->observed = 0;
+    for (b = 0; b < RPROXY_LATENCY_BUCKETS; b++) {
+        v->latency[b] = TREAD(latency[b]);
+        v->observed += v->latency[b];
+    }
+}
 
 static apr_array_header_t *target_views(apr_pool_t *p)
 {
@@ -93,28 +116,85 @@ static apr_array_header_t *target_views(apr_pool_t *p)
     apr_array_header_t *out = apr_array_make(p, 8, sizeof(target_view));
 
     for (i = 0; i < n; i++) {
-        rproxy_target_slot *ts = slots[i];
-        target_view *v;
-        int b;
-
-        if (!ts->used) {
-            continue;
+        if (slots[i]->used) {
+            read_figures(apr_array_push(out), slots[i]);
         }
-        v = apr_array_push(out);
-        v->slot = ts;
-        v->requests = TREAD(requests);
-        v->errors = TREAD(errors);
-        v->client_aborts = TREAD(client_aborts);
-        v->in_flight = apr_atomic_read32(&ts->in_flight);
-        v->backend_connects = TREAD(backend_connects);
-        v->backend_reuses = TREAD(backend_reuses);
-        v->bytes_from_backend = TREAD(bytes_from_backend);
-        v->bytes_to_backend = TREAD(bytes_to_backend);
-        v->latency_us = TREAD(latency_us);
-        v->observed = 0;
-        for (b = 0; b < RPROXY_LATENCY_BUCKETS; b++) {
-            v->latency[b] = TREAD(latency[b]);
-            v->observed += v->latency[b];
+    }
+    return out;
+}
+
+/* ---- groups and their members, read once per page ---- */
+
+typedef struct {
+    target_view fig;            /* its figures, as a target's */
+    const rproxy_member_slot *m;
+    const char *url;            /* the member as written */
+    const char *state;          /* up, slow-start, backup, draining,
+                                 * ejected, down, gone */
+    int usable;                 /* up, slow-start or backup */
+    int weight;
+    double effective_weight;
+    apr_uint64_t failures, ejections, last_check;
+} member_view;
+
+typedef struct {
+    const rproxy_group *g;
+    const char *server;         /* ServerName:port of its virtual host */
+    apr_uint64_t retries, retries_refused, no_member;
+    member_view *members;
+    int n_members;
+} group_view;
+
+/* The state the status page shows: rproxy_member_state_name()'s, but a
+ * healthy backup member is "backup". */
+static const char *member_state(const rproxy_member_slot *m, apr_time_t now,
+                                int *usable)
+{
+    const char *st = rproxy_member_state_name(m, now);
+    int ok = !strcmp(st, "up") || !strcmp(st, "slow-start");
+
+    *usable = ok;
+    return ok && m->backup ? "backup" : st;
+}
+
+static apr_array_header_t *group_views(apr_pool_t *p)
+{
+    apr_array_header_t *groups = rproxy_groups_all(p, ap_server_conf);
+    apr_array_header_t *out = apr_array_make(p, groups->nelts + 1,
+                                             sizeof(group_view));
+    apr_time_t now = apr_time_now();
+    int i, j;
+
+    for (i = 0; i < groups->nelts; i++) {
+        const rproxy_group *g = APR_ARRAY_IDX(groups, i, rproxy_group *);
+        group_view *gv = apr_array_push(out);
+        gv->g = g;
+        gv->server = rproxy_stats_server_label(p, g->server);
+        gv->retries = apr_atomic_read64(&g->shared->retries);
+        gv->retries_refused = apr_atomic_read64(&g->shared->retries_refused);
+        gv->no_member = apr_atomic_read64(&g->shared->no_member);
+        gv->members = apr_pcalloc(p, sizeof(member_view) * (g->n_slots + 1));
+        gv->n_members = 0;
+        for (j = 0; j < g->n_slots; j++) {
+            const rproxy_member_slot *m = g->slots[j];
+            member_view *mv;
+            const char *sp;
+            if (!m->fig.used) {
+                continue;
+            }
+            mv = &gv->members[gv->n_members++];
+            read_figures(&mv->fig, &m->fig);
+            mv->m = m;
+            sp = strchr(m->fig.url, ' ');
+            mv->url = sp ? apr_pstrmemdup(p, m->fig.url, sp - m->fig.url)
+                         : m->fig.url;
+            mv->state = member_state(m, now, &mv->usable);
+            mv->weight = m->weight;
+            mv->effective_weight = rproxy_member_effective_weight(m, now);
+            mv->failures = apr_atomic_read64(
+                (volatile apr_uint64_t *)&m->failures);
+            mv->ejections = m->ejections;
+            mv->last_check = m->last_check;
         }
     }
     return out;
@@ -146,7 +226,8 @@ static double quantile_ms(const target_view *v, double q)
 /* ---- plain text ---- */
 
 static void print_plain(request_rec *r, const stat_line *s,
-                        const apr_array_header_t *tv)
+                        const apr_array_header_t *tv,
+                        const apr_array_header_t *gv)
 {
     int i;
 
@@ -168,6 +249,31 @@ static void print_plain(request_rec *r, const stat_line *s,
                    v->bytes_from_backend, v->bytes_to_backend,
                    quantile_ms(v, 0.5), quantile_ms(v, 0.9),
                    quantile_ms(v, 0.99));
+    }
+    for (i = 0; i < gv->nelts; i++) {
+        const group_view *g = &APR_ARRAY_IDX(gv, i, group_view);
+        int j;
+        ap_rprintf(r, "group: server=%s group=%s members=%d retries=%"
+                   APR_UINT64_T_FMT " retries_refused=%" APR_UINT64_T_FMT
+                   " no_member=%" APR_UINT64_T_FMT "\n", g->server,
+                   g->g->name, g->n_members, g->retries, g->retries_refused,
+                   g->no_member);
+        for (j = 0; j < g->n_members; j++) {
+            const member_view *m = &g->members[j];
+            ap_rprintf(r, "member: server=%s group=%s member=%s address=%s "
+                       "state=%s backup=%d weight=%d effective_weight=%.2f "
+                       "in_flight=%" APR_UINT64_T_FMT " requests=%"
+                       APR_UINT64_T_FMT " errors=%" APR_UINT64_T_FMT
+                       " failures=%" APR_UINT64_T_FMT " ejections=%"
+                       APR_UINT64_T_FMT " last_check=%" APR_UINT64_T_FMT
+                       " p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f\n", g->server,
+                       g->g->name, m->url, m->m->key, m->state, m->m->backup,
+                       m->weight, m->effective_weight, m->fig.in_flight,
+                       m->fig.requests, m->fig.errors, m->failures,
+                       m->ejections, m->last_check,
+                       quantile_ms(&m->fig, 0.5), quantile_ms(&m->fig, 0.9),
+                       quantile_ms(&m->fig, 0.99));
+        }
     }
 }
 
@@ -202,6 +308,32 @@ static const char *target_labels(apr_pool_t *p, const target_view *v)
     return apr_psprintf(p, "server=\"%s\",location=\"%s\",target=\"%s\"",
                         label(p, v->slot->server), label(p, v->slot->location),
                         label(p, v->slot->url));
+}
+
+static const char *member_labels(apr_pool_t *p, const group_view *g,
+                                 const member_view *m)
+{
+    return apr_psprintf(p, "server=\"%s\",group=\"%s\",member=\"%s\"",
+                        label(p, g->server), label(p, g->g->name),
+                        label(p, m->m->fig.url));
+}
+
+/* One histogram's series of buckets, sum and count. */
+static void histogram(request_rec *r, const char *name, const char *labels,
+                      const target_view *v)
+{
+    apr_uint64_t cumulative = 0;
+    int b;
+
+    for (b = 0; b < RPROXY_LATENCY_BUCKETS - 1; b++) {
+        cumulative += v->latency[b];
+        ap_rprintf(r, "%s_bucket{%s,le=\"%g\"} %" APR_UINT64_T_FMT "\n",
+                   name, labels, rproxy_latency_bounds[b] / 1e6, cumulative);
+    }
+    ap_rprintf(r, "%s_bucket{%s,le=\"+Inf\"} %" APR_UINT64_T_FMT "\n"
+               "%s_sum{%s} %.6f\n%s_count{%s} %" APR_UINT64_T_FMT "\n",
+               name, labels, v->observed, name, labels, v->latency_us / 1e6,
+               name, labels, v->observed);
 }
 
 typedef struct {
@@ -240,7 +372,7 @@ static void print_prometheus(request_rec *r, const stat_line *s,
 {
     const char **labels = apr_palloc(r->pool, sizeof(*labels)
                                               * (tv->nelts + 1));
-    int i, m, b;
+    int i, m;
 
     for (i = 0; i < N_SERVER_LINES; i++) {
         ap_rprintf(r, "# HELP %s %s\n# TYPE %s %s\n%s %" APR_UINT64_T_FMT
@@ -266,19 +398,109 @@ static void print_prometheus(request_rec *r, const stat_line *s,
              "reaching the handler to the end of its response.\n"
              "# TYPE rproxy_target_response_seconds histogram\n", r);
     for (i = 0; i < tv->nelts; i++) {
-        const target_view *v = &APR_ARRAY_IDX(tv, i, target_view);
-        apr_uint64_t cumulative = 0;
-        for (b = 0; b < RPROXY_LATENCY_BUCKETS - 1; b++) {
-            cumulative += v->latency[b];
-            ap_rprintf(r, "rproxy_target_response_seconds_bucket{%s,le=\"%g\"}"
-                       " %" APR_UINT64_T_FMT "\n", labels[i],
-                       rproxy_latency_bounds[b] / 1e6, cumulative);
+        histogram(r, "rproxy_target_response_seconds", labels[i],
+                  &APR_ARRAY_IDX(tv, i, target_view));
+    }
+}
+
+/* The states rproxy_member_state gives one series each, 1 for the
+ * member's state and 0 for the others, so the series stay the same. */
+static const char *const member_states[] = {
+    "up", "slow-start", "backup", "draining", "ejected", "down", "gone"
+};
+#define N_MEMBER_STATES \
+    (int)(sizeof(member_states) / sizeof(member_states[0]))
+
+static void print_prometheus_groups(request_rec *r,
+                                    const apr_array_header_t *gv)
+{
+    apr_pool_t *p = r->pool;
+    int i, j, k;
+
+#define EACH_GROUP(metric, help, type, field) \
+    ap_rputs("# HELP " metric " " help "\n# TYPE " metric " " type "\n", r); \
+    for (i = 0; i < gv->nelts; i++) { \
+        const group_view *g = &APR_ARRAY_IDX(gv, i, group_view); \
+        ap_rprintf(r, metric "{server=\"%s\",group=\"%s\"} %" \
+                   APR_UINT64_T_FMT "\n", label(p, g->server), \
+                   label(p, g->g->name), (apr_uint64_t)(field)); \
+    }
+    EACH_GROUP("rproxy_group_retries_total", "Requests tried again on "
+               "another member.", "counter", g->retries)
+    EACH_GROUP("rproxy_group_retries_refused_total", "Retries the retry "
+               "budget refused.", "counter", g->retries_refused)
+    EACH_GROUP("rproxy_group_no_member_total", "Requests answered 503 for "
+               "want of a usable member.", "counter", g->no_member)
+#undef EACH_GROUP
+
+#define EACH_MEMBER(metric, help, type, fmt, field) \
+    ap_rputs("# HELP " metric " " help "\n# TYPE " metric " " type "\n", r); \
+    for (i = 0; i < gv->nelts; i++) { \
+        const group_view *g = &APR_ARRAY_IDX(gv, i, group_view); \
+        for (j = 0; j < g->n_members; j++) { \
+            const member_view *m = &g->members[j]; \
+            ap_rprintf(r, metric "{%s} " fmt "\n", \
+                       member_labels(p, g, m), field); \
+        } \
+    }
+    EACH_MEMBER("rproxy_member_up", "1 if the member takes requests (up, "
+                "slow-start, or a healthy backup), else 0.", "gauge", "%d",
+                m->usable)
+    ap_rputs("# HELP rproxy_member_state The member's state: 1 for the "
+             "state it is in, 0 for the others.\n"
+             "# TYPE rproxy_member_state gauge\n", r);
+    for (i = 0; i < gv->nelts; i++) {
+        const group_view *g = &APR_ARRAY_IDX(gv, i, group_view);
+        for (j = 0; j < g->n_members; j++) {
+            const member_view *m = &g->members[j];
+            const char *l = member_labels(p, g, m);
+            int known = 0;
+            for (k = 0; k < N_MEMBER_STATES; k++) {
+                int on = !strcmp(m->state, member_states[k]);
+                known |= on;
+                ap_rprintf(r, "rproxy_member_state{%s,state=\"%s\"} %d\n",
+                           l, member_states[k], on);
+            }
+            if (!known) {
+                ap_rprintf(r, "rproxy_member_state{%s,state=\"%s\"} 1\n",
+                           l, label(p, m->state));
+            }
         }
-        ap_rprintf(r, "rproxy_target_response_seconds_bucket{%s,le=\"+Inf\"} %"
-                   APR_UINT64_T_FMT "\nrproxy_target_response_seconds_sum{%s} "
-                   "%.6f\nrproxy_target_response_seconds_count{%s} %"
-                   APR_UINT64_T_FMT "\n", labels[i], v->observed, labels[i],
-                   v->latency_us / 1e6, labels[i], v->observed);
+    }
+    EACH_MEMBER("rproxy_member_backup", "1 for a backup member.", "gauge",
+                "%d", m->m->backup)
+    EACH_MEMBER("rproxy_member_weight", "The member's configured weight.",
+                "gauge", "%d", m->weight)
+    EACH_MEMBER("rproxy_member_effective_weight", "The weight it is picked "
+                "by now: lower during slow start.", "gauge", "%g",
+                m->effective_weight)
+    EACH_MEMBER("rproxy_member_in_flight", "Requests to the member in "
+                "progress.", "gauge", "%" APR_UINT64_T_FMT, m->fig.in_flight)
+    EACH_MEMBER("rproxy_member_requests_total", "Requests sent to the "
+                "member (each try).", "counter", "%" APR_UINT64_T_FMT,
+                m->fig.requests)
+    EACH_MEMBER("rproxy_member_errors_total", "Tries to the member that "
+                "failed (connect, reset, timeout, retried status).",
+                "counter", "%" APR_UINT64_T_FMT, m->fig.errors)
+    EACH_MEMBER("rproxy_member_failures_total", "Failures counted against "
+                "the member's health.", "counter", "%" APR_UINT64_T_FMT,
+                m->failures)
+    EACH_MEMBER("rproxy_member_ejections_total", "Times the member was "
+                "ejected.", "counter", "%" APR_UINT64_T_FMT, m->ejections)
+    EACH_MEMBER("rproxy_member_last_check_status", "The status of the last "
+                "active check; 0: none yet.", "gauge",
+                "%" APR_UINT64_T_FMT, m->last_check)
+#undef EACH_MEMBER
+    ap_rputs("# HELP rproxy_member_response_seconds Time from sending to "
+             "the member to the end of its response, per try.\n"
+             "# TYPE rproxy_member_response_seconds histogram\n", r);
+    for (i = 0; i < gv->nelts; i++) {
+        const group_view *g = &APR_ARRAY_IDX(gv, i, group_view);
+        for (j = 0; j < g->n_members; j++) {
+            histogram(r, "rproxy_member_response_seconds",
+                      member_labels(p, g, &g->members[j]),
+                      &g->members[j].fig);
+        }
     }
 }
 
@@ -308,8 +530,192 @@ static const char *json_string(apr_pool_t *p, const char *s)
     return out;
 }
 
+static void json_latency(request_rec *r, const target_view *v)
+{
+    int b;
+
+    ap_rputs(",\"latency\":[", r);
+    for (b = 0; b < RPROXY_LATENCY_BUCKETS; b++) {
+        ap_rprintf(r, "%s%" APR_UINT64_T_FMT, b ? "," : "", v->latency[b]);
+    }
+    ap_rputs("]", r);
+}
+
+static void print_json_groups(request_rec *r, const apr_array_header_t *gv)
+{
+    apr_pool_t *p = r->pool;
+    int i, j;
+
+    ap_rputs(",\"groups\":[", r);
+    for (i = 0; i < gv->nelts; i++) {
+        const group_view *g = &APR_ARRAY_IDX(gv, i, group_view);
+        ap_rprintf(r, "%s{\"server\":%s,\"name\":%s,\"retries_total\":%"
+                   APR_UINT64_T_FMT ",\"retries_refused_total\":%"
+                   APR_UINT64_T_FMT ",\"no_member_total\":%" APR_UINT64_T_FMT
+                   ",\"members\":[", i ? "," : "", json_string(p, g->server),
+                   json_string(p, g->g->name), g->retries,
+                   g->retries_refused, g->no_member);
+        for (j = 0; j < g->n_members; j++) {
+            const member_view *m = &g->members[j];
+            ap_rprintf(r, "%s{\"member\":%s,\"url\":%s,\"key\":%s,"
+                       "\"state\":%s,\"up\":%d,\"backup\":%d,\"weight\":%d,"
+                       "\"effective_weight\":%.3f,\"in_flight\":%"
+                       APR_UINT64_T_FMT ",\"requests_total\":%"
+                       APR_UINT64_T_FMT ",\"errors_total\":%" APR_UINT64_T_FMT
+                       ",\"failures_total\":%" APR_UINT64_T_FMT
+                       ",\"ejections_total\":%" APR_UINT64_T_FMT
+                       ",\"last_check\":%" APR_UINT64_T_FMT,
+                       j ? "," : "", json_string(p, m->m->fig.url),
+                       json_string(p, m->url), json_string(p, m->m->key),
+                       json_string(p, m->state), m->usable, m->m->backup,
+                       m->weight, m->effective_weight, m->fig.in_flight,
+                       m->fig.requests, m->fig.errors, m->failures,
+                       m->ejections, m->last_check);
+            json_latency(r, &m->fig);
+            ap_rputs("}", r);
+        }
+        ap_rputs("]}", r);
+    }
+    ap_rputs("]", r);
+}
+
+/* ---- run-time control: drain and enable, by POST ---- */
+
+/* The nonce a POST must carry, the same in every child: made at each
+ * post_config, kept in shared memory. */
+typedef struct {
+    char nonce[33];
+} control_slot;
+
+static control_slot *control;
+
+apr_status_t rproxy_status_post_config(apr_pool_t *pconf, server_rec *s)
+{
+    unsigned char raw[16];
+    void *slot;
+    int i;
+    apr_status_t rv = rproxy_stats_create("rproxy-control",
+                                          sizeof(control_slot), 1, &slot,
+                                          pconf, s);
+    if (rv == APR_SUCCESS) {
+        rv = apr_generate_random_bytes(raw, sizeof(raw));
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    control = slot;
+    for (i = 0; i < (int)sizeof(raw); i++) {
+        apr_snprintf(control->nonce + 2 * i, 3, "%02x", raw[i]);
+    }
+    return APR_SUCCESS;
+}
+
+static int control_on(request_rec *r)
+{
+    const rproxy_dir_conf *dc = ap_get_module_config(r->per_dir_config,
+                                                     &rproxy_module);
+    return dc->status_control == 1 && control;
+}
+
+/* Whether given is the nonce, in a time that does not tell how much of
+ * it was right. */
+static int nonce_ok(const char *given)
+{
+    apr_size_t n = strlen(control->nonce), i;
+    unsigned char diff = 0;
+
+    if (!given || strlen(given) != n) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        diff |= (unsigned char)(given[i] ^ control->nonce[i]);
+    }
+    return diff == 0;
+}
+
+static int control_post(request_rec *r)
+{
+    apr_array_header_t *pairs = NULL;
+    const char *action = NULL, *group = NULL, *member = NULL, *nonce = NULL;
+    const char *who = r->user ? apr_psprintf(r->pool, "%s (user %s)",
+                                             r->useragent_ip, r->user)
+                              : r->useragent_ip;
+    const rproxy_server_conf *sc = ap_get_module_config(
+        r->server->module_config, &rproxy_module);
+    rproxy_group *g;
+    rproxy_member_slot *m;
+    const char *from;
+    int rv, drain;
+
+    if (!control_on(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s refused: RProxyStatusControl is not On for "
+                      "%s", who, r->uri);
+        ap_discard_request_body(r);
+        return HTTP_FORBIDDEN;
+    }
+    rv = ap_parse_form_data(r, NULL, &pairs, 8, 4096);
+    if (rv != OK) {
+        return rv;
+    }
+    while (pairs && !apr_is_empty_array(pairs)) {
+        ap_form_pair_t *pair = apr_array_pop(pairs);
+        apr_off_t len;
+        apr_size_t size;
+        char *v;
+        apr_brigade_length(pair->value, 1, &len);
+        size = (apr_size_t)len;
+        v = apr_palloc(r->pool, size + 1);
+        apr_brigade_flatten(pair->value, v, &size);
+        v[size] = '\0';
+        if (!strcmp(pair->name, "action")) {
+            action = v;
+        }
+        else if (!strcmp(pair->name, "group")) {
+            group = v;
+        }
+        else if (!strcmp(pair->name, "member")) {
+            member = v;
+        }
+        else if (!strcmp(pair->name, "nonce")) {
+            nonce = v;
+        }
+    }
+    if (!nonce_ok(nonce)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s refused: %s nonce (a cross-site request, or "
+                      "a page from before a restart?)", who,
+                      nonce ? "wrong" : "no");
+        return HTTP_FORBIDDEN;
+    }
+    if (!action || (strcmp(action, "drain") && strcmp(action, "enable"))) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s: action '%s' is not drain or enable", who,
+                      action ? action : "");
+        return HTTP_BAD_REQUEST;
+    }
+    g = group && sc->groups ? apr_hash_get(sc->groups, group,
+                                           APR_HASH_KEY_STRING) : NULL;
+    m = g && g->slots && member ? rproxy_group_find_member(g, member) : NULL;
+    if (!m) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "rproxy: status POST "
+                      "from %s: no member '%s' in a group '%s' here", who,
+                      member ? member : "", group ? group : "");
+        return HTTP_NOT_FOUND;
+    }
+    drain = !strcmp(action, "drain");
+    from = rproxy_member_state_name(m, apr_time_now());
+    rproxy_member_set_drain(g, m, drain, who);
+    ap_set_content_type(r, "text/plain; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rprintf(r, "group %s member %s (%s): %s -> %s\n", g->name, m->fig.url,
+               m->key, from, rproxy_member_state_name(m, apr_time_now()));
+    return OK;
+}
+
 static void print_json(request_rec *r, const stat_line *s,
-                       const apr_array_header_t *tv)
+                       const apr_array_header_t *tv,
+                       const apr_array_header_t *gv)
 {
     int i, m, b;
 
@@ -336,33 +742,43 @@ static void print_json(request_rec *r, const stat_line *s,
                        *(const apr_uint64_t *)((const char *)v
                                                + target_metrics[m].offset));
         }
-        ap_rputs(",\"latency\":[", r);
-        for (b = 0; b < RPROXY_LATENCY_BUCKETS; b++) {
-            ap_rprintf(r, "%s%" APR_UINT64_T_FMT, b ? "," : "", v->latency[b]);
-        }
-        ap_rputs("]}", r);
+        json_latency(r, v);
+        ap_rputs("}", r);
     }
-    ap_rputs("]}\n", r);
+    ap_rputs("]", r);
+    print_json_groups(r, gv);
+    /* The drain and enable buttons' nonce, where POSTs are allowed. */
+    if (control_on(r)) {
+        ap_rprintf(r, ",\"control\":{\"enabled\":true,\"nonce\":\"%s\"}",
+                   control->nonce);
+    }
+    else {
+        ap_rputs(",\"control\":{\"enabled\":false}", r);
+    }
+    ap_rputs("}\n", r);
 }
 
 int rproxy_status_handler(request_rec *r)
 {
     stat_line lines[N_SERVER_LINES];
-    apr_array_header_t *tv;
+    apr_array_header_t *tv, *gv;
     const char *format = r->args ? r->args : "";
 
     if (!r->handler || strcmp(r->handler, "rproxy-status")) {
         return DECLINED;
     }
+    if (r->method_number == M_POST) {
+        return control_post(r);
+    }
     if (r->method_number != M_GET) {
-        r->allowed = AP_METHOD_BIT << M_GET;
+        r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     apr_table_setn(r->headers_out, "Cache-Control", "no-store");
     if (!strcmp(format, "format=html")) {
         ap_set_content_type(r, "text/html; charset=utf-8");
         /* The page runs only its own inline script and fetches only its
-         * own JSON. */
+         * own JSON (and POSTs its buttons there). */
         apr_table_setn(r->headers_out, "Content-Security-Policy",
                        "default-src 'none'; script-src 'unsafe-inline'; "
                        "style-src 'unsafe-inline'; connect-src 'self'");
@@ -385,14 +801,16 @@ int rproxy_status_handler(request_rec *r)
     }
     server_lines(lines);
     tv = target_views(r->pool);
+    gv = group_views(r->pool);
     if (!strcmp(format, "format=prometheus")) {
         print_prometheus(r, lines, tv);
+        print_prometheus_groups(r, gv);
     }
     else if (!strcmp(format, "format=json")) {
-        print_json(r, lines, tv);
+        print_json(r, lines, tv, gv);
     }
     else {
-        print_plain(r, lines, tv);
+        print_plain(r, lines, tv, gv);
     }
     return OK;
 }
@@ -402,11 +820,12 @@ int rproxy_status_handler(request_rec *r)
 static int status_section(request_rec *r, int flags)
 {
     stat_line lines[N_SERVER_LINES];
-    apr_array_header_t *tv;
-    int i;
+    apr_array_header_t *tv, *gv;
+    int i, j, k;
 
     server_lines(lines);
     tv = target_views(r->pool);
+    gv = group_views(r->pool);
     if (flags & AP_STATUS_SHORT) {
         /* ?auto: "Key: value" lines, as mod_status's own. */
         ap_rprintf(r, "RProxyRequests: %" APR_UINT64_T_FMT "\n"
@@ -426,6 +845,38 @@ static int status_section(request_rec *r, int flags)
                        "RProxyTarget%dInFlight: %" APR_UINT64_T_FMT "\n",
                        i, v->slot->server, v->slot->location, v->slot->url,
                        i, v->requests, i, v->errors, i, v->in_flight);
+        }
+        for (i = 0, k = 0; i < gv->nelts; i++) {
+            const group_view *g = &APR_ARRAY_IDX(gv, i, group_view);
+            ap_rprintf(r, "RProxyGroup%d: %s %s\n"
+                       "RProxyGroup%dRetries: %" APR_UINT64_T_FMT "\n"
+                       "RProxyGroup%dRetriesRefused: %" APR_UINT64_T_FMT "\n"
+                       "RProxyGroup%dNoMember: %" APR_UINT64_T_FMT "\n",
+                       i, g->server, g->g->name, i, g->retries, i,
+                       g->retries_refused, i, g->no_member);
+            for (j = 0; j < g->n_members; j++, k++) {
+                const member_view *m = &g->members[j];
+                ap_rprintf(r, "RProxyMember%d: %s %s %s %s\n"
+                           "RProxyMember%dState: %s\n"
+                           "RProxyMember%dBackup: %d\n"
+                           "RProxyMember%dWeight: %d\n"
+                           "RProxyMember%dEffectiveWeight: %.2f\n"
+                           "RProxyMember%dInFlight: %" APR_UINT64_T_FMT "\n"
+                           "RProxyMember%dRequests: %" APR_UINT64_T_FMT "\n"
+                           "RProxyMember%dErrors: %" APR_UINT64_T_FMT "\n"
+                           "RProxyMember%dFailures: %" APR_UINT64_T_FMT "\n"
+                           "RProxyMember%dEjections: %" APR_UINT64_T_FMT "\n"
+                           "RProxyMember%dLastCheck: %" APR_UINT64_T_FMT "\n"
+                           "RProxyMember%dP50ms: %.1f\n"
+                           "RProxyMember%dP99ms: %.1f\n",
+                           k, g->server, g->g->name, m->url, m->m->key,
+                           k, m->state, k, m->m->backup, k, m->weight,
+                           k, m->effective_weight, k, m->fig.in_flight,
+                           k, m->fig.requests, k, m->fig.errors,
+                           k, m->failures, k, m->ejections, k, m->last_check,
+                           k, quantile_ms(&m->fig, 0.5),
+                           k, quantile_ms(&m->fig, 0.99));
+            }
         }
         return OK;
     }
@@ -466,6 +917,36 @@ static int status_section(request_rec *r, int flags)
                    quantile_ms(v, 0.99));
     }
     ap_rputs("</table>\n", r);
+    for (i = 0; i < gv->nelts; i++) {
+        const group_view *g = &APR_ARRAY_IDX(gv, i, group_view);
+        ap_rprintf(r, "<h3>Group %s (%s)</h3>\n<p>retries %" APR_UINT64_T_FMT
+                   ", refused by the budget %" APR_UINT64_T_FMT ", no member "
+                   "(503) %" APR_UINT64_T_FMT "</p>\n<table border=\"0\"><tr>"
+                   "<th>Member</th><th>Address</th><th>State</th>"
+                   "<th>Weight</th><th>Effective</th><th>In flight</th>"
+                   "<th>Requests</th><th>Errors</th><th>Failures</th>"
+                   "<th>Ejections</th><th>Last check</th><th>p50 ms</th>"
+                   "<th>p99 ms</th></tr>\n",
+                   ap_escape_html(r->pool, g->g->name),
+                   ap_escape_html(r->pool, g->server), g->retries,
+                   g->retries_refused, g->no_member);
+        for (j = 0; j < g->n_members; j++) {
+            const member_view *m = &g->members[j];
+            ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%d</td>"
+                       "<td>%.2f</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                       "</td><td>%" APR_UINT64_T_FMT "</td><td>%"
+                       APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT
+                       "</td><td>%.1f</td><td>%.1f</td></tr>\n",
+                       ap_escape_html(r->pool, m->url),
+                       ap_escape_html(r->pool, m->m->key), m->state,
+                       m->weight, m->effective_weight, m->fig.in_flight,
+                       m->fig.requests, m->fig.errors, m->failures,
+                       m->ejections, m->last_check,
+                       quantile_ms(&m->fig, 0.5), quantile_ms(&m->fig, 0.99));
+        }
+        ap_rputs("</table>\n", r);
+    }
     return OK;
 }
 

@@ -5,8 +5,9 @@ use warnings FATAL => 'all';
 use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
+use JSON::PP;
 
-plan tests => 26;
+plan tests => 41;
 
 my $t = Apache::Test::vars('t_dir');
 my $be = Apache::Test::vars('rproxy_backend_port');
@@ -98,6 +99,78 @@ sub target_line {
     ok t_cmp($auto =~ /^RProxyRequests: \d+$/m ? 1 : 0, 1, '?auto has the short form');
     ok t_cmp($auto =~ m{^RProxyTarget\d+: \S+ /be/ http://127\.0\.0\.1:$be/$}m ? 1 : 0, 1,
              '?auto names the targets');
+}
+
+# Groups and their members, in every form: group flappy's second member is
+# a port nothing listens on (t/conf/extra.conf.in): one failed connect
+# ejects it; its third member is a backup.
+{
+    my $flap = conf_define('RPROXY_FLAP_PORT');
+    my $m1 = Apache::Test::vars('rproxy_m1_port');
+    my $m3 = Apache::Test::vars('rproxy_m3_port');
+    my $member = sub {
+        my ($body, $port) = @_;
+        my ($line) = grep { m{^member: .* group=flappy member=http://127\.0\.0\.1:$port } }
+            split /\n/, $body;
+        return $line ? { $line =~ /(\w+)=(\S+)/g } : {};
+    };
+    my $plain = sub { http_request(GET => '/rproxy-status')->{body} };
+    my $ok = wait_for(sub {
+        http_request(GET => '/g/flappy/x');
+        ($member->($plain->(), $flap)->{state} // '') eq 'ejected';
+    }, 10);
+    my $body = $plain->();
+    my $f = $member->($body, $flap);
+    ok t_cmp($f->{state} // 'none', 'ejected', 'the failing member shows ejected');
+    ok t_cmp(($f->{ejections} // 0) >= 1 && ($f->{failures} // 0) >= 1
+             && ($f->{errors} // 0) >= 1 && ($f->{requests} // 0) >= 1 ? 1 : 0, 1,
+             'with its ejections, failures, errors and requests');
+    ok t_cmp("$f->{address} $f->{weight} $f->{backup} $f->{last_check} $f->{in_flight} "
+             . ($f->{effective_weight} =~ /^\d+\.\d\d$/ ? 'ew' : 'no-ew'),
+             "127.0.0.1:$flap 1 0 0 0 ew", 'address, weights, backup flag, no check yet, none in flight');
+    my $u = $member->($body, $m1);
+    ok t_cmp("$u->{state} " . ($u->{requests} >= 1 ? 'served' : 'idle') . ' ' . ($u->{p50_ms} >= 0 ? 'timed' : 'untimed'),
+             qr/^(up|slow-start) served timed$/,
+             'the healthy member: up (or still in slow start), its requests and response times');
+    ok t_cmp($member->($body, $m3)->{state} // 'none', 'backup', 'a healthy backup shows as backup');
+    my ($g) = $body =~ /^group: server=\S+ group=flappy (.*)$/m;
+    my %g = ($g // '') =~ /(\w+)=(\S+)/g;
+    ok t_cmp(defined $g{members} && $g{members} == 3 && $g{retries} >= 1
+             && defined $g{retries_refused} && defined $g{no_member} ? 1 : 0, 1,
+             'the group line: members, retries, refused retries, no-member 503s')
+        or diag($g // 'no group line');
+
+    my $prom = http_request(GET => '/rproxy-status?format=prometheus')->{body};
+    my $l = qq{server="[^"]+",group="flappy",member="http://127\\.0\\.0\\.1:$flap 127\\.0\\.0\\.1"};
+    ok t_cmp($prom =~ /^rproxy_member_up\{$l\} 0$/m ? 1 : 0, 1, 'Prometheus: rproxy_member_up 0');
+    ok t_cmp($prom =~ /^rproxy_member_state\{$l,state="ejected"\} 1$/m
+             && $prom =~ /^rproxy_member_state\{$l,state="up"\} 0$/m ? 1 : 0, 1,
+             'rproxy_member_state: 1 for its state, 0 for the others');
+    ok t_cmp($prom =~ /^rproxy_member_ejections_total\{$l\} [1-9]\d*$/m
+             && $prom =~ /^rproxy_member_effective_weight\{$l\} [\d.e-]+$/m
+             && $prom =~ /^rproxy_member_last_check_status\{$l\} 0$/m ? 1 : 0, 1,
+             'ejections, effective weight, last check');
+    ok t_cmp($prom =~ /^rproxy_group_retries_total\{server="[^"]+",group="flappy"\} [1-9]\d*$/m
+             && $prom =~ /^rproxy_group_no_member_total\{server="[^"]+",group="flappy"\} \d+$/m
+             ? 1 : 0, 1, 'group series: retries and no-member 503s');
+    ok t_cmp($prom =~ /^rproxy_member_response_seconds_count\{server="[^"]+",group="flappy",member="http:\/\/127\.0\.0\.1:$m1 127\.0\.0\.1"\} [1-9]\d*$/m
+             ? 1 : 0, 1, 'a response-time histogram per member');
+
+    my $json = JSON::PP->new->decode(http_request(GET => '/rproxy-status?format=json')->{body});
+    my ($jg) = grep { $_->{name} eq 'flappy' } @{$json->{groups} || []};
+    my ($jm) = grep { $_->{key} eq "127.0.0.1:$flap" } @{$jg->{members} || []};
+    ok t_cmp(join(' ', map { $jm->{$_} // 'undef' } qw(state up weight ejections_total)),
+             'ejected 0 1 ' . $f->{ejections}, 'JSON: the member with its state and figures');
+    ok t_cmp(ref $jm->{latency} eq 'ARRAY' && defined $jg->{retries_refused_total} ? 1 : 0, 1,
+             'and its response-time buckets, the group its refused retries');
+
+    my $html = http_request(GET => '/server-status')->{body};
+    ok t_cmp($html =~ m{<h3>Group flappy .*?<td>http://127\.0\.0\.1:$flap</td><td>127\.0\.0\.1:$flap</td><td>ejected</td>}s
+             ? 1 : 0, 1, '/server-status: a table per group with its members\' states');
+    my $auto = http_request(GET => '/server-status?auto')->{body};
+    my ($n) = $auto =~ m{^RProxyMember(\d+): \S+ flappy http://127\.0\.0\.1:$flap 127\.0\.0\.1:$flap$}m;
+    ok t_cmp(defined $n && $auto =~ /^RProxyMember${n}State: ejected$/m ? 1 : 0, 1,
+             '?auto: the member and its state');
 }
 
 # %{rproxy-reused}n and %{rproxy-backend-time}n in the access log.
