@@ -10,10 +10,10 @@
  * request path only does atomic adds on plain memory: no lock, no call into
  * the provider.
  *
- * AP_SLOTMEM_TYPE_PERSIST has mod_slotmem_shm save both when a generation
- * of the configuration ends and restore them into the next when the layout
- * is the same (slot size and count): counters then go on across graceful
- * and full restarts.  The target slots are counted in steps of
+ * A graceful restart hands the counters to the next generation through a
+ * copy in the process pool (rproxy_stats_create); a full restart through
+ * mod_slotmem_shm's file (AP_SLOTMEM_TYPE_PERSIST), when the layout (slot
+ * size and count) is the same: counters go on across both.  The target slots are counted in steps of
  * TARGET_SLOT_STEP so that adding or removing a few RProxyTargets keeps the
  * layout; a target's slot is found again by its name, and a slot whose
  * target left the configuration is cleared.  Gauges (in flight, connections)
@@ -158,6 +158,58 @@ static void assign_slots(apr_pool_t *ptemp)
 
 /* Creates (or restores) count slots of size bytes and stores where each
  * lies in slots[], once: the request path then never asks the provider. */
+/* What a graceful restart hands the next generation: a copy of one slotmem
+ * instance, kept in the process pool, which the parent keeps across
+ * restarts.  mod_slotmem_shm's own saving (AP_SLOTMEM_TYPE_PERSIST) writes
+ * a file with a checksum while the old generation's children still count
+ * into the memory, and then refuses the file as corrupt ("persisted slotmem
+ * md5/desc mismatch"); it is kept for stop and start, when no child runs
+ * as the file is written. */
+typedef struct {
+    apr_size_t size;            /* of a slot */
+    unsigned int count;
+    char *data;
+    apr_size_t cap;
+    void **slots;               /* the generation being copied */
+    server_rec *s;
+} snapshot;
+
+static snapshot *snapshot_of(server_rec *s, const char *name)
+{
+    apr_pool_t *pp = s->process->pool;
+    const char *key = apr_pstrcat(pp, "rproxy-snapshot-", name, NULL);
+    snapshot *sn = NULL;
+
+    apr_pool_userdata_get((void **)&sn, key, pp);
+    if (!sn) {
+        sn = apr_pcalloc(pp, sizeof(*sn));
+        apr_pool_userdata_set(sn, key, apr_pool_cleanup_null, pp);
+    }
+    return sn;
+}
+
+/* A pre-cleanup of the generation's pool: it runs before mod_slotmem_shm
+ * unmaps the memory. */
+static apr_status_t take_snapshot(void *data)
+{
+    snapshot *sn = data;
+    unsigned int i;
+
+    if (!sn->slots) {
+        return APR_SUCCESS;
+    }
+    if (sn->cap < sn->size * sn->count) {
+        /* Grows only with the configuration: the process pool keeps it. */
+        sn->cap = sn->size * sn->count;
+        sn->data = apr_palloc(sn->s->process->pool, sn->cap);
+    }
+    for (i = 0; i < sn->count; i++) {
+        memcpy(sn->data + i * sn->size, sn->slots[i], sn->size);
+    }
+    sn->slots = NULL;
+    return APR_SUCCESS;
+}
+
 apr_status_t rproxy_stats_create(const char *name, apr_size_t size,
                                  unsigned int count, void **slots,
                                  apr_pool_t *pconf, server_rec *s)
@@ -166,6 +218,7 @@ apr_status_t rproxy_stats_create(const char *name, apr_size_t size,
     ap_slotmem_instance_t *inst;
     apr_status_t rv = shm->create(&inst, name, size, count,
                                   AP_SLOTMEM_TYPE_PERSIST, pconf);
+    snapshot *sn = snapshot_of(s, name);
     unsigned int i;
 
     for (i = 0; rv == APR_SUCCESS && i < count; i++) {
@@ -175,8 +228,22 @@ apr_status_t rproxy_stats_create(const char *name, apr_size_t size,
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "rproxy: cannot create the shared memory '%s' (%u slots "
                      "of %" APR_SIZE_T_FMT " bytes)", name, count, size);
+        return rv;
     }
-    return rv;
+    /* After a graceful restart the last generation's copy is fresher than
+     * the file (and the file may have been refused): the slots it has go
+     * back where they were, whatever the count is now. */
+    if (sn->data && sn->size == size) {
+        for (i = 0; i < count && i < sn->count; i++) {
+            memcpy(slots[i], sn->data + i * size, size);
+        }
+    }
+    sn->size = size;
+    sn->count = count;
+    sn->slots = apr_pmemdup(pconf, slots, sizeof(*slots) * count);
+    sn->s = s;
+    apr_pool_pre_cleanup_register(pconf, sn, take_snapshot);
+    return APR_SUCCESS;
 }
 
 apr_status_t rproxy_stats_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
@@ -214,6 +281,9 @@ apr_status_t rproxy_stats_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     }
     rproxy_stats->active_connections = 0;
     rproxy_stats->idle_connections = 0;
+    /* The last generation's children put their buffers back into memory
+     * this one no longer sees: outstanding counts this generation's. */
+    rproxy_stats->puts = rproxy_stats->gets;
     for (j = 0; j < target_slot_count; j++) {
         target_slots[j]->in_flight = 0;
     }

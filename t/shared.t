@@ -14,8 +14,9 @@ use RProxyTest;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
+use POSIX ();
 
-plan tests => 12;
+plan tests => 16;
 
 my $t = Apache::Test::vars('t_dir');
 my $httpd = Apache::Test::vars('httpd');
@@ -40,6 +41,12 @@ my $port = do {
 sub write_conf {
     my (%opt) = @_;
     my $user = $> == 0 ? "User nobody\nGroup nogroup" : '';
+    my $many = join '', map { <<"EOC" } 1 .. ($opt{many} || 0);
+<Location "/many$_/">
+    SetHandler rproxy
+    RProxyTarget "http://127.0.0.1:$be/"
+</Location>
+EOC
     my $gone = $opt{with_gone} ? <<"EOC" : '';
 <Location "/gone/">
     SetHandler rproxy
@@ -85,6 +92,7 @@ MaxConnectionsPerChild $opt{max_conns}
     RProxyTarget "http://127.0.0.1:$be/"
 </Location>
 $gone
+$many
 <Location "/rproxy-status">
     SetHandler rproxy-status
 </Location>
@@ -191,6 +199,38 @@ $after = counters_of(get('/rproxy-status'));
 ok t_cmp($after->{requests}, $base->{requests}, 'a graceful restart keeps the server counters');
 ok t_cmp($after->{be_requests}, $base->{be_requests}, 'and the target counters');
 ok t_cmp($after->{gone}, 1, 'a configured target is on the page');
+
+# A graceful restart while requests flow: the old generation's children
+# still count as it goes (mod_slotmem_shm's own saving then finds the
+# memory changed under its checksum and throws it away).
+{
+    $base = $after;
+    my $kid = fork // die "fork: $!";
+    if (!$kid) {
+        my $end = time + 4;
+        get('/be/busy') while time < $end;
+        POSIX::_exit(0);
+    }
+    sleep 1;
+    graceful();
+    waitpid $kid, 0;
+    $after = counters_of(get('/rproxy-status'));
+    ok t_cmp($after->{requests} >= $base->{requests} ? 1 : 0, 1,
+             "a graceful restart under traffic keeps the counters ($base->{requests} before,"
+             . " $after->{requests} after)");
+    ok t_cmp($after->{outstanding}, 0, 'and outstanding counts this generation: 0 at rest');
+    $base = $after;
+}
+
+# Targets are counted in steps of 64 slots: past 64 the memory's layout
+# changes, which mod_slotmem_shm's saving cannot restore into; the counters
+# go on all the same.
+write_conf(max_conns => 3, with_gone => 1, many => 70);
+graceful();
+$after = counters_of(get('/rproxy-status'));
+ok t_cmp($after->{be_requests}, $base->{be_requests},
+         'a graceful restart to 73 targets (a new memory layout) keeps the target counters');
+ok t_cmp($after->{requests} >= $base->{requests} ? 1 : 0, 1, 'and the server counters');
 
 # A target removed from the configuration leaves the page; the others stay.
 write_conf(max_conns => 3, with_gone => 0);
