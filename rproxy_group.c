@@ -584,6 +584,39 @@ int rproxy_group_slot_index(const rproxy_group *g,
     return -1;
 }
 
+/* ---- active checks (rproxy_check.c runs them) ---- */
+
+void rproxy_member_checked(rproxy_group *g, rproxy_member_slot *m,
+                           int status, const char *why)
+{
+    apr_int32_t run = (apr_int32_t)apr_atomic_read32(&m->check_run);
+    char reason[256];
+
+    /* Only the one watchdog thread writes these two. */
+    if (!why) {
+        run = run > 0 ? (run < 1000000 ? run + 1 : run) : 1;
+    }
+    else {
+        run = run < 0 ? (run > -1000000 ? run - 1 : run) : -1;
+    }
+    apr_atomic_set32(&m->check_run, (apr_uint32_t)run);
+    apr_atomic_set32(&m->last_check, status > 0 ? (apr_uint32_t)status : 1);
+    if (why && -run >= g->check_fall
+        && (m->health == RPROXY_MEMBER_UP
+            || m->health == RPROXY_MEMBER_EJECTED)) {
+        apr_snprintf(reason, sizeof(reason), "%d check%s in a row failed "
+                     "(last: %s)", (int)-run, run < -1 ? "s" : "", why);
+        set_health(g, m, RPROXY_MEMBER_DOWN, reason);
+    }
+    else if (!why && run >= g->check_rise
+             && m->health == RPROXY_MEMBER_DOWN) {
+        apr_snprintf(reason, sizeof(reason), "%d check%s in a row passed "
+                     "(last: %d)", (int)run, run > 1 ? "s" : "", status);
+        m->back_since = (apr_uint64_t)apr_time_now();
+        set_health(g, m, RPROXY_MEMBER_UP, reason);
+    }
+}
+
 /* ---- the retry budget ---- */
 
 void rproxy_group_count_request(rproxy_group *g)
