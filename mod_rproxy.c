@@ -752,6 +752,24 @@ static const char *set_health_check(cmd_parms *cmd, void *dcv,
     return err;
 }
 
+/* RProxyResolveInterval T | 0 */
+static const char *set_resolve_interval(cmd_parms *cmd, void *dcv,
+                                        const char *arg)
+{
+    rproxy_group *g;
+    const char *err = in_group(cmd, &g);
+    (void)dcv;
+    if (err) {
+        return err;
+    }
+    g->resolve_interval_set = 1;
+    if (!strcmp(arg, "0") || !strcasecmp(arg, "off")) {
+        g->resolve_interval = 0;
+        return NULL;
+    }
+    return parse_timeout(cmd, arg, &g->resolve_interval);
+}
+
 /* RProxyRetryOnStatus 502 503 504 | none */
 static const char *set_retry_statuses(cmd_parms *cmd, void *dcv,
                                       const char *args)
@@ -853,6 +871,9 @@ static const command_rec rproxy_cmds[] = {
     AP_INIT_RAW_ARGS("RProxyHealthCheck", set_health_check, NULL, RSRC_CONF,
                      "Active checks: METHOD PATH [interval=T] [timeout=T] "
                      "[rise=N] [fall=N] [status=LO-HI]"),
+    AP_INIT_TAKE1("RProxyResolveInterval", set_resolve_interval, NULL,
+                  RSRC_CONF, "How often member names are resolved again "
+                  "(default: 30s; 0: at start only)"),
     AP_INIT_RAW_ARGS("RProxyRetryOnStatus", set_retry_statuses, NULL,
                      RSRC_CONF | ACCESS_CONF,
                      "5xx statuses on which an idempotent request is tried "

@@ -292,7 +292,8 @@ typedef struct rproxy_group {
     const char *hash_name;              /* header or cookie */
     int eject_after, max_ejected_pct, max_tries;
     apr_interval_time_t eject_time, eject_max, slow_start;
-    apr_interval_time_t resolve_interval;
+    apr_interval_time_t resolve_interval;   /* 0: at start only */
+    int resolve_interval_set;           /* RProxyResolveInterval given */
     /* active checks; check_method NULL: none */
     const char *check_method, *check_path;
     apr_interval_time_t check_interval, check_timeout;
@@ -337,12 +338,16 @@ const char *rproxy_member_state_name(const rproxy_member_slot *m,
 apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                        server_rec *s);
 apr_status_t rproxy_groups_child_init(apr_pool_t *pchild, server_rec *s);
-/* Active checks (rproxy_check.c runs them, once for the
+/* Active checks and re-resolution (rproxy_check.c runs them, once for the
  * whole server): one check's result, counted into the member's run of
  * passes or failures; fall failures in a row take an up member down, rise
  * passes bring a down one back (ramping up).  why: the failure, or NULL. */
 void rproxy_member_checked(rproxy_group *g, rproxy_member_slot *m,
                            int status, const char *why);
+/* The addresses (char *) member conf_index's name has now: slots of
+ * addresses gone are drained (gone), new ones take a spare slot. */
+void rproxy_group_readdress(rproxy_group *g, int conf_index,
+                            const apr_array_header_t *ips, apr_pool_t *p);
 /* The retry budget: each request adds to it, each retry takes from it. */
 void rproxy_group_count_request(rproxy_group *g);
 int rproxy_group_take_retry(rproxy_group *g);

@@ -1,7 +1,8 @@
 /*
- * rproxy_check.c - active health checks, once for the whole server.
+ * rproxy_check.c - active health checks and the re-resolution of member
+ * names, once for the whole server.
  *
- * They run in httpd's mod_watchdog, in one singleton instance ("_rproxy_"):
+ * Both run in httpd's mod_watchdog, in one singleton instance ("_rproxy_"):
  * its thread runs in every child, but only the child holding the
  * instance's mutex calls us, so a member is checked once per interval by
  * the server, not once per child.  What they find goes to the members'
@@ -15,6 +16,10 @@
  * the check's timeout and its status is in the expected range.  A group's
  * members are checked one after another, so a member that times out
  * delays the next ones by up to the timeout.
+ *
+ * Re-resolution: every resolve interval, each member written as a name
+ * (not an address) is looked up again, and rproxy_group_readdress() drains
+ * the addresses gone and adds the new ones.
  */
 #include "rproxy.h"
 #include "apr_strings.h"
@@ -32,10 +37,31 @@ static rproxy_target_slot check_figures;
 typedef struct {
     rproxy_group *g;
     int checks;                 /* has active checks */
-    apr_time_t next_check;
+    int resolves;               /* has names to resolve again */
+    apr_time_t next_check, next_resolve;
 } watched;
 
 static apr_array_header_t *watched_groups;     /* watched */
+
+/* Whether a member host is an address literal: nothing to resolve. */
+static int is_address(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1
+           || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static int has_names(const rproxy_group *g)
+{
+    int i;
+    for (i = 0; i < g->members->nelts; i++) {
+        if (!is_address(APR_ARRAY_IDX(g->members, i,
+                                      rproxy_member_conf).host)) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* Every group of the server once (a virtual host sees the main server's
  * groups too). */
@@ -78,8 +104,17 @@ int rproxy_checks_check_config(apr_pool_t *ptemp, server_rec *s)
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
                          "<RProxyGroup %s>: RProxyHealthCheck runs in "
                          "mod_watchdog, which is not loaded (LoadModule "
-                         "watchdog_module; on Debian a2enmod watchdog)",
+                         "watchdog_module; Debian builds it into httpd)",
                          g->name);
+            ok = 0;
+        }
+        else if (g->resolve_interval_set && g->resolve_interval > 0
+                 && has_names(g)) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                         "<RProxyGroup %s>: RProxyResolveInterval runs in "
+                         "mod_watchdog, which is not loaded (LoadModule "
+                         "watchdog_module; Debian builds it into httpd), "
+                         "or use RProxyResolveInterval 0", g->name);
             ok = 0;
         }
     }
@@ -179,6 +214,45 @@ static void check_group(rproxy_group *g, apr_pool_t *p)
     }
 }
 
+/* ---- re-resolution ---- */
+
+static void resolve_group(rproxy_group *g, apr_pool_t *p)
+{
+    int i;
+    for (i = 0; i < g->members->nelts; i++) {
+        const rproxy_member_conf *mc =
+            &APR_ARRAY_IDX(g->members, i, rproxy_member_conf);
+        apr_array_header_t *ips;
+        apr_sockaddr_t *sa;
+        apr_status_t rv;
+        if (is_address(mc->host)) {
+            continue;
+        }
+        rv = apr_sockaddr_info_get(&sa, mc->host, APR_UNSPEC, mc->port, 0, p);
+        if (rv != APR_SUCCESS) {
+            /* A failed lookup changes nothing: the addresses stay. */
+            ap_log_error(APLOG_MARK, APLOG_INFO, rv, g->server,
+                         "rproxy: group %s: member %s: cannot resolve %s "
+                         "again; keeping its addresses", g->name, mc->url,
+                         mc->host);
+            continue;
+        }
+        ips = apr_array_make(p, 4, sizeof(char *));
+        for (; sa; sa = sa->next) {
+            char *ip;
+            int j, dup = 0;
+            apr_sockaddr_ip_get(&ip, sa);
+            for (j = 0; j < ips->nelts; j++) {
+                dup |= !strcmp(APR_ARRAY_IDX(ips, j, char *), ip);
+            }
+            if (!dup) {
+                *(char **)apr_array_push(ips) = ip;
+            }
+        }
+        rproxy_group_readdress(g, i, ips, p);
+    }
+}
+
 /* ---- the watchdog ---- */
 
 static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *p)
@@ -192,6 +266,10 @@ static apr_status_t watchdog_tick(int state, void *data, apr_pool_t *p)
     }
     for (i = 0; i < watched_groups->nelts; i++) {
         watched *w = &APR_ARRAY_IDX(watched_groups, i, watched);
+        if (w->resolves && now >= w->next_resolve) {
+            w->next_resolve = now + w->g->resolve_interval;
+            resolve_group(w->g, p);
+        }
         if (w->checks && now >= w->next_check) {
             w->next_check = now + w->g->check_interval;
             check_group(w->g, p);
@@ -219,7 +297,18 @@ apr_status_t rproxy_checks_post_config(apr_pool_t *pconf, server_rec *s)
         memset(&w, 0, sizeof(w));
         w.g = g;
         w.checks = g->check_method != NULL;
-        if (w.checks) {
+        w.resolves = g->resolve_interval > 0 && has_names(g);
+        /* The names were resolved at start: the first look is one
+         * interval on; the first check comes at once. */
+        w.next_resolve = apr_time_now() + g->resolve_interval;
+        if (w.resolves && (!get_instance || !register_cb)) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                         "rproxy: group %s: its member names are resolved "
+                         "at start only (mod_watchdog is not loaded)",
+                         g->name);
+            w.resolves = 0;
+        }
+        if (w.checks || w.resolves) {
             *(watched *)apr_array_push(watched_groups) = w;
         }
     }
@@ -236,7 +325,7 @@ apr_status_t rproxy_checks_post_config(apr_pool_t *pconf, server_rec *s)
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "rproxy: cannot run health checks in "
+                     "rproxy: cannot run health checks and re-resolution in "
                      "mod_watchdog (instance " WATCHDOG_NAME ")");
     }
     return rv;
