@@ -14,9 +14,9 @@
 APXS    ?= $(shell command -v apxs 2>/dev/null || echo /usr/bin/apxs)
 SRCS     = mod_rproxy.c rproxy_status.c rproxy_status_html.c \
            rproxy_tunnel.c rproxy_response.c rproxy_request.c \
-           rproxy_trailers.c rproxy_conn.c rproxy_tls.c rproxy_pool.c \
-           rproxy_group.c rproxy_util.c rproxy_stats.c rproxy_fields.c \
-           rproxy_parse.c
+           rproxy_trailers.c rproxy_check.c rproxy_conn.c rproxy_tls.c \
+           rproxy_pool.c rproxy_group.c rproxy_util.c rproxy_stats.c \
+           rproxy_fields.c rproxy_parse.c
 HDRS     = mod_rproxy.h rproxy.h rproxy_parse.h
 CWARN    = -Wc,-Wall -Wc,-Wextra -Wc,-Wshadow
 MODULE   = .libs/mod_rproxy.so

@@ -724,6 +724,99 @@ static const char *set_max_tries(cmd_parms *cmd, void *dcv, const char *arg)
     return err;
 }
 
+/* RProxyHealthCheck METHOD PATH [interval=T] [timeout=T] [rise=N] [fall=N]
+ * [status=LO-HI] */
+static const char *set_health_check(cmd_parms *cmd, void *dcv,
+                                    const char *args)
+{
+    rproxy_group *g;
+    const char *err = in_group(cmd, &g), *method, *path, *word, *bad;
+    (void)dcv;
+
+    if (err) {
+        return err;
+    }
+    method = ap_getword_conf(cmd->pool, &args);
+    path = ap_getword_conf(cmd->pool, &args);
+    if (!*method || *ap_scan_http_token(method)) {
+        return apr_psprintf(cmd->pool, "RProxyHealthCheck: '%s' is not a "
+                            "method (GET, HEAD, OPTIONS ...)", method);
+    }
+    if (*path != '/' || (bad = unsendable_byte(path)) != NULL) {
+        return apr_psprintf(cmd->pool, "RProxyHealthCheck %s: '%s' is not a "
+                            "path starting with / (with ?query if wanted) "
+                            "that a request line can carry", method, path);
+    }
+    g->check_method = method;
+    g->check_path = path;
+    g->check_interval = apr_time_from_sec(5);
+    g->check_timeout = apr_time_from_sec(2);
+    g->check_rise = 2;
+    g->check_fall = 3;
+    g->check_status_lo = 200;
+    g->check_status_hi = 399;
+    while (!err && *(word = ap_getword_conf(cmd->temp_pool, &args))) {
+        const char *v;
+        apr_int64_t n;
+        if ((v = value_of(word, "interval")) != NULL) {
+            err = parse_timeout(cmd, v, &g->check_interval);
+        }
+        else if ((v = value_of(word, "timeout")) != NULL) {
+            err = parse_timeout(cmd, v, &g->check_timeout);
+        }
+        else if ((v = value_of(word, "rise")) != NULL) {
+            err = parse_int(cmd, v, 1, 1000, "a count of passes", &n);
+            g->check_rise = (int)n;
+        }
+        else if ((v = value_of(word, "fall")) != NULL) {
+            err = parse_int(cmd, v, 1, 1000, "a count of failures", &n);
+            g->check_fall = (int)n;
+        }
+        else if ((v = value_of(word, "status")) != NULL) {
+            char *lo = apr_pstrdup(cmd->temp_pool, v), *hi = strchr(lo, '-');
+            apr_int64_t l, h;
+            if (hi) {
+                *hi++ = '\0';
+            }
+            err = parse_int(cmd, lo, 100, 599, "a status", &l);
+            h = l;
+            if (!err && hi) {
+                err = parse_int(cmd, hi, 100, 599, "a status", &h);
+            }
+            if (!err && h < l) {
+                err = apr_psprintf(cmd->pool, "RProxyHealthCheck: status=%s: "
+                                   "the range is empty", v);
+            }
+            g->check_status_lo = (int)l;
+            g->check_status_hi = (int)h;
+        }
+        else {
+            err = apr_psprintf(cmd->pool, "RProxyHealthCheck: unknown option "
+                               "'%s' (interval=T, timeout=T, rise=N, fall=N, "
+                               "status=LO-HI)", word);
+        }
+    }
+    return err;
+}
+
+/* RProxyResolveInterval T | 0 */
+static const char *set_resolve_interval(cmd_parms *cmd, void *dcv,
+                                        const char *arg)
+{
+    rproxy_group *g;
+    const char *err = in_group(cmd, &g);
+    (void)dcv;
+    if (err) {
+        return err;
+    }
+    g->resolve_interval_set = 1;
+    if (!strcmp(arg, "0") || !strcasecmp(arg, "off")) {
+        g->resolve_interval = 0;
+        return NULL;
+    }
+    return parse_timeout(cmd, arg, &g->resolve_interval);
+}
+
 /* RProxyRetryOnStatus 502 503 504 | none */
 static const char *set_retry_statuses(cmd_parms *cmd, void *dcv,
                                       const char *args)
@@ -842,6 +935,12 @@ static const command_rec rproxy_cmds[] = {
                   "How long a returning member takes to reach its weight"),
     AP_INIT_TAKE1("RProxyMaxTries", set_max_tries, NULL, RSRC_CONF,
                   "Members one request may try (default: 3)"),
+    AP_INIT_RAW_ARGS("RProxyHealthCheck", set_health_check, NULL, RSRC_CONF,
+                     "Active checks: METHOD PATH [interval=T] [timeout=T] "
+                     "[rise=N] [fall=N] [status=LO-HI]"),
+    AP_INIT_TAKE1("RProxyResolveInterval", set_resolve_interval, NULL,
+                  RSRC_CONF, "How often member names are resolved again "
+                  "(default: 30s; 0: at start only)"),
     AP_INIT_RAW_ARGS("RProxyRetryOnStatus", set_retry_statuses, NULL,
                      RSRC_CONF | ACCESS_CONF,
                      "5xx statuses on which an idempotent request is tried "
@@ -1334,6 +1433,9 @@ static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             return !OK;
         }
     }
+    if (!rproxy_checks_check_config(ptemp, s)) {
+        return !OK;
+    }
     if (!rproxy_stats_provider()) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
                      "mod_rproxy keeps its counters in shared memory and "
@@ -1373,6 +1475,7 @@ static int rproxy_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     return rproxy_stats_post_config(pconf, ptemp, main_s) == APR_SUCCESS
            && rproxy_groups_post_config(pconf, ptemp, main_s) == APR_SUCCESS
            && rproxy_status_post_config(pconf, main_s) == APR_SUCCESS
+           && rproxy_checks_post_config(pconf, main_s) == APR_SUCCESS
            ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
@@ -1406,6 +1509,8 @@ static void rproxy_child_init(apr_pool_t *pchild, server_rec *s)
 
 static void rproxy_register_hooks(apr_pool_t *p)
 {
+    static const char *const before_watchdog[] = { "mod_watchdog.c", NULL };
+
     ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "apr",
                          RPROXY_BUFFER_POOL_VERSION, &rproxy_apr_pool);
     ap_register_provider(p, RPROXY_BUFFER_POOL_GROUP, "none",
@@ -1414,10 +1519,15 @@ static void rproxy_register_hooks(apr_pool_t *p)
     rproxy_tls_register_hooks();
     ap_hook_pre_config(rproxy_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_config(rproxy_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(rproxy_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The health checks' watchdog callback is registered before
+     * mod_watchdog's post_config starts its instances, and runs in a child
+     * only once our child_init made the connection set it uses. */
+    ap_hook_post_config(rproxy_post_config, NULL, before_watchdog,
+                        APR_HOOK_MIDDLE);
     ap_hook_post_config(rproxy_post_config_tls, NULL, NULL,
                         APR_HOOK_REALLY_LAST);
-    ap_hook_child_init(rproxy_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rproxy_child_init, NULL, before_watchdog,
+                       APR_HOOK_MIDDLE);
     ap_hook_map_to_storage(rproxy_map_to_storage, NULL, NULL,
                            APR_HOOK_FIRST);
     ap_hook_handler(rproxy_handler, NULL, NULL, APR_HOOK_MIDDLE);

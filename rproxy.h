@@ -276,7 +276,8 @@ typedef struct rproxy_member_slot {
     volatile apr_uint32_t ejections;
     volatile apr_uint32_t check_run;    /* active checks: passes or fails
                                          * in a row (sign: which) */
-    volatile apr_uint32_t last_check;   /* its status, 0: none yet */
+    volatile apr_uint32_t last_check;   /* its status, 0: none yet,
+                                         * 1: no answer (rproxy_check.c) */
     volatile apr_uint64_t ejected_until, back_since;   /* apr_time_t */
     volatile apr_uint64_t failures;
 } rproxy_member_slot;
@@ -308,7 +309,8 @@ typedef struct rproxy_group {
     apr_array_header_t *eject_statuses; /* 5xx answers that count as
                                          * failures (RProxyEject statuses=) */
     apr_interval_time_t eject_time, eject_max, slow_start;
-    apr_interval_time_t resolve_interval;
+    apr_interval_time_t resolve_interval;   /* 0: at start only */
+    int resolve_interval_set;           /* RProxyResolveInterval given */
     /* active checks; check_method NULL: none */
     const char *check_method, *check_path;
     apr_interval_time_t check_interval, check_timeout;
@@ -355,6 +357,16 @@ apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
 apr_status_t rproxy_groups_child_init(apr_pool_t *pchild, server_rec *s);
 /* Whether a member answering status counts as a failure. */
 int rproxy_group_ejects_on(const rproxy_group *g, int status);
+/* Active checks and re-resolution (rproxy_check.c runs them, once for the
+ * whole server): one check's result, counted into the member's run of
+ * passes or failures; fall failures in a row take an up member down, rise
+ * passes bring a down one back (ramping up).  why: the failure, or NULL. */
+void rproxy_member_checked(rproxy_group *g, rproxy_member_slot *m,
+                           int status, const char *why);
+/* The addresses (char *) member conf_index's name has now: slots of
+ * addresses gone are drained (gone), new ones take a spare slot. */
+void rproxy_group_readdress(rproxy_group *g, int conf_index,
+                            const apr_array_header_t *ips, apr_pool_t *p);
 /* The retry budget: each request adds to it, each retry takes from it. */
 void rproxy_group_count_request(rproxy_group *g);
 int rproxy_group_take_retry(rproxy_group *g);
@@ -481,6 +493,14 @@ int rproxy_relay_response(rproxy_exchange *x);
 
 /* Sends the 101 on and tunnels until either side ends. */
 int rproxy_tunnel(rproxy_exchange *x);
+
+/* ---- active checks and re-resolution (rproxy_check.c) ---- */
+
+/* configtest: whether what the groups ask for can run (mod_watchdog). */
+int rproxy_checks_check_config(apr_pool_t *ptemp, server_rec *s);
+/* Registers the one watchdog callback that checks and re-resolves every
+ * group's members, in one child at a time. */
+apr_status_t rproxy_checks_post_config(apr_pool_t *pconf, server_rec *s);
 
 /* ---- the live view's page (rproxy_status_html.c): data ---- */
 

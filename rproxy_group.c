@@ -192,6 +192,16 @@ void rproxy_group_attach(rproxy_group *g, rproxy_member_slot **slots, int n,
             }
             m->fig.in_flight = 0;
             m->admin_drain = 0;
+            /* The configuration has this address again; and a member down
+             * by checks the group no longer makes would stay down. */
+            if (m->health == RPROXY_MEMBER_GONE
+                || (m->health == RPROXY_MEMBER_DOWN && !g->check_method)) {
+                m->health = RPROXY_MEMBER_UP;
+            }
+            if (!g->check_method) {
+                m->check_run = 0;
+                m->last_check = 0;
+            }
             member_address(m, g, mc, ip, now);
         }
         /* The headroom of this name, for addresses it gains later. */
@@ -594,6 +604,127 @@ int rproxy_group_ejects_on(const rproxy_group *g, int status)
         }
     }
     return 0;
+}
+
+/* ---- active checks and re-resolution (rproxy_check.c runs them) ---- */
+
+void rproxy_member_checked(rproxy_group *g, rproxy_member_slot *m,
+                           int status, const char *why)
+{
+    apr_int32_t run = (apr_int32_t)apr_atomic_read32(&m->check_run);
+    char reason[256];
+
+    /* Only the one watchdog thread writes these two. */
+    if (!why) {
+        run = run > 0 ? (run < 1000000 ? run + 1 : run) : 1;
+    }
+    else {
+        run = run < 0 ? (run > -1000000 ? run - 1 : run) : -1;
+    }
+    apr_atomic_set32(&m->check_run, (apr_uint32_t)run);
+    apr_atomic_set32(&m->last_check, status > 0 ? (apr_uint32_t)status : 1);
+    if (why && -run >= g->check_fall
+        && (m->health == RPROXY_MEMBER_UP
+            || m->health == RPROXY_MEMBER_EJECTED)) {
+        apr_snprintf(reason, sizeof(reason), "%d check%s in a row failed "
+                     "(last: %s)", (int)-run, run < -1 ? "s" : "", why);
+        set_health(g, m, RPROXY_MEMBER_DOWN, reason);
+    }
+    else if (!why && run >= g->check_rise
+             && m->health == RPROXY_MEMBER_DOWN) {
+        apr_snprintf(reason, sizeof(reason), "%d check%s in a row passed "
+                     "(last: %d)", (int)run, run > 1 ? "s" : "", status);
+        m->back_since = (apr_uint64_t)apr_time_now();
+        set_health(g, m, RPROXY_MEMBER_UP, reason);
+    }
+}
+
+/* A slot of member conf_index for a new address: a spare one, else one
+ * whose address is gone and that has nothing in flight (a request that
+ * picked it just before would go to another address of the same name). */
+static rproxy_member_slot *free_slot(rproxy_group *g, int conf_index)
+{
+    int i, pass;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < g->n_slots; i++) {
+            rproxy_member_slot *m = g->slots[i];
+            if (m->conf_index != conf_index) {
+                continue;
+            }
+            if (pass == 0 ? !m->fig.used
+                : m->health == RPROXY_MEMBER_GONE && !m->fig.in_flight) {
+                return m;
+            }
+        }
+    }
+    return NULL;
+}
+
+void rproxy_group_readdress(rproxy_group *g, int conf_index,
+                            const apr_array_header_t *ips, apr_pool_t *p)
+{
+    const rproxy_member_conf *mc =
+        &APR_ARRAY_IDX(g->members, conf_index, rproxy_member_conf);
+    char *have = apr_pcalloc(p, ips->nelts + 1);
+    apr_time_t now = apr_time_now();
+    int i, j, changed = 0;
+
+    for (i = 0; i < g->n_slots; i++) {
+        rproxy_member_slot *m = g->slots[i];
+        if (!m->fig.used || m->conf_index != conf_index) {
+            continue;
+        }
+        for (j = 0; j < ips->nelts; j++) {
+            if (!strcmp(m->host, APR_ARRAY_IDX(ips, j, const char *))) {
+                break;
+            }
+        }
+        if (j < ips->nelts) {
+            have[j] = 1;
+            if (m->health == RPROXY_MEMBER_GONE) {
+                m->back_since = (apr_uint64_t)now;
+                set_health(g, m, RPROXY_MEMBER_UP,
+                           "the name has this address again");
+            }
+        }
+        else if (m->health != RPROXY_MEMBER_GONE) {
+            /* No new requests; those in flight finish. */
+            set_health(g, m, RPROXY_MEMBER_GONE, "the name no longer has "
+                       "this address: drained");
+        }
+    }
+    for (j = 0; j < ips->nelts; j++) {
+        const char *ip = APR_ARRAY_IDX(ips, j, const char *);
+        rproxy_member_slot want, *m;
+        if (have[j]) {
+            continue;
+        }
+        m = free_slot(g, conf_index);
+        if (!m) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, g->server,
+                         "rproxy: group %s: member %s: no room for its new "
+                         "address %s (%d spare per name until a restart)",
+                         g->name, mc->url, ip, ADDRESS_HEADROOM);
+            continue;
+        }
+        /* Out of every pick while it is written (gone, then unused), its
+         * fields first, published last. */
+        apr_atomic_set32(&m->health, RPROXY_MEMBER_GONE);
+        apr_atomic_set32((volatile apr_uint32_t *)&m->fig.used, 0);
+        memset(&want, 0, sizeof(want));
+        member_names(p, g, mc, ip, &want);
+        want.health = RPROXY_MEMBER_GONE;
+        want.fig.in_flight = m->fig.in_flight;
+        *m = want;
+        member_address(m, g, mc, ip, now);
+        m->back_since = (apr_uint64_t)now;
+        apr_atomic_set32((volatile apr_uint32_t *)&m->fig.used, 1);
+        set_health(g, m, RPROXY_MEMBER_UP, "a new address of the name");
+        changed = 1;
+    }
+    if (changed) {
+        apr_atomic_inc32(&g->shared->members_gen);
+    }
 }
 
 /* ---- the retry budget ---- */
