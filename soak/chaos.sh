@@ -23,7 +23,11 @@ source "$(dirname "$0")/lib.sh"
 
 total=${SOAK_REQUESTS:-1000000}
 conns=${SOAK_CONNS:-64}
-warm=${SOAK_WARMUP:-20000}
+# 100,000: with 20,000 two identical procedures differed by 2-4 % in RSS
+# (the heap each worker thread keeps depends on the mix of requests it
+# happened to serve); with 100,000 by about 1 % the first time and 0.02 %
+# after that.
+warm=${SOAK_WARMUP:-100000}
 warm_conns=${SOAK_WARM_CONNS:-512}
 procs=${CHAOS_PROCS:-2}                 # client processes
 kill_every=${CHAOS_KILL_EVERY:-20}
@@ -184,9 +188,9 @@ drain_by_post=0 drain_by_conf=0
 say "warm-up: $warm requests at $warm_conns connections, twice"
 client w0 "$warm" "$warm_conns"; client_wait w0
 steady w1
-# The same procedure once more before any chaos: how far it moves RSS by
-# itself (which threads, and how many idle backend connections, the
-# 512-connection load happens to leave in use).
+# The same procedure once more before any chaos; RSS and fds after it are
+# the reference (the end of the warm-up), and w1 -> w1b shows how far the
+# procedure moves RSS by itself.
 steady w1b
 say "chaos: $total requests at $conns connections"
 : >"$work/events"
@@ -236,8 +240,8 @@ steady w2
 # ---- verdict ----------------------------------------------------------------
 "$python" "$here/chaos_check.py" "$work" c >"$work/check"
 v() { awk -v k="$1" '$1 == k { print $2 }' "$work/check"; }
-read -r _ rss0 fd0 prss0 pfd0 idle0 kids0 stk0 oth0 < <(grep '^w1 ' "$work/samples")
-read -r _ rssb _ _ _ idleb _ stkb othb < <(grep '^w1b ' "$work/samples")
+read -r _ rssa _ _ _ idlea _ stka otha < <(grep '^w1 ' "$work/samples")
+read -r _ rss0 fd0 prss0 pfd0 idle0 kids0 stk0 oth0 < <(grep '^w1b ' "$work/samples")
 read -r _ rss1 fd1 prss1 pfd1 idle1 kids1 stk1 oth1 < <(grep '^w2 ' "$work/samples")
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.2f", (b - a) * 100 / a }'; }
 rss_pct=$(pct "$rss0" "$rss1"); prss_pct=$(pct "$prss0" "$prss1")
@@ -275,9 +279,9 @@ mkdir -p "$here/results"
     echo "| POSTs a member got twice | $(v post_duplicated) | 0 |"
     echo "| POSTs answered 200 not seen exactly once by the members | $(v post_200_not_seen_once) | 0 |"
     echo "| POST bodies wrong at the member | $(v post_bodies_wrong_at_member) | 0 |"
-    echo "| RSS, after warm-up -> after the run (graceful + $warm requests at $warm_conns conns + 2 s rest) | $rss0 -> $rss1 KiB ($rss_pct%) | within 1% |"
-    echo "| the same procedure twice before the chaos (its own noise) | $rss0 -> $rssb KiB ($(pct "$rss0" "$rssb")%), idle backend connections ${idle0:-?} -> ${idleb:-?} | |"
-    echo "| of which thread stacks / all the rest, w1 -> w1b -> after | $stk0 / $oth0 -> $stkb / $othb -> $stk1 / $oth1 KiB | |"
+    echo "| RSS, after warm-up (w1b) -> after the run (each: graceful + $warm requests at $warm_conns conns + 2 s rest) | $rss0 -> $rss1 KiB ($rss_pct%) | within 1% |"
+    echo "| the same procedure twice before the chaos, w1 -> w1b (its own noise) | $rssa -> $rss0 KiB ($(pct "$rssa" "$rss0")%), idle backend connections ${idlea:-?} -> ${idle0:-?} | |"
+    echo "| of which thread stacks / all the rest, w1 -> w1b -> after | $stka / $otha -> $stk0 / $oth0 -> $stk1 / $oth1 KiB | |"
     echo "| parent's RSS | $prss0 -> $prss1 KiB ($prss_pct%) | within 1% |"
     echo "| fds, all processes | $fd0 -> $fd1 (idle backend connections ${idle0:-?} -> ${idle1:-?}) | change = idle change |"
     echo "| parent's fds | $pfd0 -> $pfd1 | equal |"
