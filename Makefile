@@ -202,6 +202,9 @@ BENCH_MODE ?= quick
 # make profile                 perf profile of httpd under wrk (bench/profile.sh)
 # make bench-compare BASE=C    req/s of this tree's module against commit C's
 #                              build, interleaved rounds (bench/compare-commits.sh)
+# make profile PROFILE_VARIANTS="rproxy rproxy_g4"   the group of four too,
+#                              with the share of the group code and atomics
+PROFILE_VARIANTS ?=
 
 .PHONY: bench bench-buckets bench-compare profile
 
@@ -220,20 +223,34 @@ bench-compare: bench-deps
 
 profile: bench-deps
 	$(MAKE) all
-	bash bench/profile.sh
+	bash bench/profile.sh $(PROFILE_VARIANTS)
 
 # ---- soak and fault runs (soak/README.md); not part of make test or CI ----
 # make soak     SOAK_REQUESTS mixed requests over SOAK_CONNS connections:
 #               no errors, flat RSS and fds, no buffer left outstanding
 # make faults   backend restart, -k graceful, -k graceful-stop under load
+# make chaos    (= make soak SOAK_MODE=chaos) SOAK_REQUESTS GETs and POSTs by
+#               id through a group of four members that are killed, drained
+#               and re-enabled, with a graceful restart every 60 s
+#               (soak/chaos.sh); make chaos SOAK_REQUESTS=200000 for a
+#               shorter run
 SOAK_REQUESTS ?= 1000000
 SOAK_CONNS    ?= 64
+SOAK_MODE     ?= plain
 
-.PHONY: soak faults
+.PHONY: soak faults chaos
 
 soak: bench-deps
 	$(MAKE) all
+ifeq ($(SOAK_MODE),chaos)
+	SOAK_REQUESTS=$(SOAK_REQUESTS) SOAK_CONNS=$(SOAK_CONNS) bash soak/chaos.sh
+else
 	SOAK_REQUESTS=$(SOAK_REQUESTS) SOAK_CONNS=$(SOAK_CONNS) bash soak/soak.sh
+endif
+
+chaos: bench-deps
+	$(MAKE) all
+	SOAK_REQUESTS=$(SOAK_REQUESTS) SOAK_CONNS=$(SOAK_CONNS) bash soak/chaos.sh
 
 faults: bench-deps
 	$(MAKE) all

@@ -4,14 +4,20 @@
 # bench/conf/httpd.conf.in), with perf sampling every CPU.
 #
 #   bash bench/profile.sh [VARIANT...]     default: rproxy proxy_http static
+#   bash bench/profile.sh rproxy rproxy_g1 rproxy_g4   single target, group
+#       of one, group of four (make profile PROFILE_VARIANTS="...")
 #   PROFILE_SIZE=64k PROFILE_CONNS=16 PROFILE_SECONDS=8 bash bench/profile.sh
 #
 # For each variant: the same nginx backend and httpd setup as bench/run.sh
 # (servers from soak/lib.sh), wrk at PROFILE_CONNS connections on the
 # PROFILE_SIZE file, and `perf record -a` over the middle PROFILE_SECONDS.
 # Prints the CPU split by process name, then httpd's (apache2) samples by
-# shared object and its top symbols.  Installs perf (Debian: linux-perf)
-# when missing.
+# shared object and its top symbols.  For every mod_rproxy variant also
+# the share of the code that a backend group adds, or that touches shared
+# memory: the group's own functions (rproxy_group_*, rproxy_member_*,
+# try_members, and the pick helpers if not inlined), the shared counters
+# (rproxy_stats_*) and APR's atomics (apr_atomic_*), each as a % of all
+# samples and of httpd's.  Installs perf (Debian: linux-perf) when missing.
 source "$(dirname "$0")/../soak/lib.sh"
 
 size=${PROFILE_SIZE:-1k}
@@ -54,7 +60,25 @@ for v in "${variants[@]}"; do
     echo
     echo "httpd's top symbols, % of all samples:"
     perf report -i "$work/perf.$v" --comms apache2 --no-children --sort dso,sym \
-        --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -25 || true
+        --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' >"$work/syms.$v" || true
+    head -25 "$work/syms.$v"
     echo
+    if [[ $v == rproxy* ]]; then
+        # Self samples of the group, shared-memory and atomic code.
+        apache=$(awk '$2 == "apache2" { sub(/%/, "", $1); print $1 }' "$work/comm.$v")
+        echo "group code, shared counters and atomics (self samples; % of all samples, % of httpd's):"
+        awk -v ap="${apache:-0}" '
+            { pct = $1; sub(/%/, "", pct); sym = $NF }
+            sym ~ /^(rproxy_group_|rproxy_member_|try_members|pick_|candidates|effective_weight|maybe_return|ejected_count|next_random|seconds_to_return)/ { g += pct; gl = gl " " sym }
+            sym ~ /^rproxy_stats_/ { st += pct; sl = sl " " sym }
+            sym ~ /^apr_atomic_/ { at += pct; al = al " " sym }
+            END {
+                printf "  group (pick, health, budget): %.2f %% / %.2f %%  [%s ]\n", g, ap ? g * 100 / ap : 0, gl
+                printf "  shared counters (rproxy_stats_*): %.2f %% / %.2f %%  [%s ]\n", st, ap ? st * 100 / ap : 0, sl
+                printf "  apr_atomic_*: %.2f %% / %.2f %%  [%s ]\n", at, ap ? at * 100 / ap : 0, al
+                printf "  together: %.2f %% of all samples, %.2f %% of httpd'"'"'s\n", g + st + at, ap ? (g + st + at) * 100 / ap : 0
+            }' "$work/syms.$v"
+        echo
+    fi
     stop_server httpd
 done

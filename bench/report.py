@@ -15,6 +15,8 @@ from collections import defaultdict
 
 VARIANTS = [
     ("rproxy_apr", "mod_rproxy, pool apr"),
+    ("rproxy_g1", "mod_rproxy, group of 1"),
+    ("rproxy_g4", "mod_rproxy, group of 4"),
     ("rproxy_none", "mod_rproxy, pool none"),
     ("proxy_http", "mod_proxy_http"),
     ("static", "httpd static (ceiling)"),
@@ -35,10 +37,11 @@ def load(path):
     return data
 
 
-def median_and_ratio(data, metric, workload, variant):
-    """(median value, median per-round ratio to REF), None where missing."""
+def median_and_ratio(data, metric, workload, variant, ref_variant=REF):
+    """(median value, median per-round ratio to ref_variant), None where
+    missing."""
     rounds = data[metric][workload][variant]
-    ref = data[metric][workload][REF]
+    ref = data[metric][workload][ref_variant]
     if not rounds:
         return None, None
     value = statistics.median(rounds.values())
@@ -89,6 +92,9 @@ def main():
             meta[key] = value
     if any("rproxy_alt" in w for m in data.values() for w in m.values()):
         VARIANTS.insert(1, ("rproxy_alt", meta.get("alt_label", "rproxy_alt")))
+    # Only the variants measured (BENCH_GROUPS=0, BENCH_VARIANTS).
+    measured = set(v for w in data["rps"].values() for v in w)
+    VARIANTS[:] = [(v, label) for v, label in VARIANTS if v in measured]
 
     out = []
     p = out.append
@@ -180,6 +186,42 @@ def main():
         p("Errors seen by wrk (non-2xx responses and socket errors): "
           + "; ".join(errors))
 
+    if "rproxy_g1" in measured or "rproxy_g4" in measured:
+        p("")
+        p("Backend groups (issue 13): req/s of the group variants against "
+          "the single target (rproxy_apr) and the group of four against the "
+          "group of one; each ratio is the median of the per-round ratios "
+          "(the variants run back to back within a round), and in brackets "
+          "the lowest and highest round.")
+        p("")
+        p("| workload | single target | group of 1 | group of 4 "
+          "| group of 1 / single (>= 0.98) | group of 4 / group of 1 "
+          "(>= 0.95) |")
+        p("|---|---:|---:|---:|---:|---:|")
+
+        def ratio_cell(w, a, b, floor):
+            ra = data["rps"][w][a]
+            rb = data["rps"][w][b]
+            rs = sorted(ra[r] / rb[r] for r in ra if rb.get(r))
+            if not rs:
+                return "–"
+            m = statistics.median(rs)
+            return "%.3f [%.2f-%.2f] %s" % (
+                m, rs[0], rs[-1], "met" if m >= floor else "**not met**")
+
+        for w, label in WORKLOADS:
+            vals = []
+            for v in ("rproxy_apr", "rproxy_g1", "rproxy_g4"):
+                value, _ = median_and_ratio(data, "rps", w, v)
+                vals.append(fmt_rps(value) if value is not None else "–")
+            p("| %s | %s | %s | %s |" % (
+                label, " | ".join(vals),
+                ratio_cell(w, "rproxy_g1", "rproxy_apr", 0.98),
+                ratio_cell(w, "rproxy_g4", "rproxy_g1", 0.95)))
+
+    if "rproxy_apr" not in measured or REF not in measured:
+        print("\n".join(out))
+        return
     p("")
     p("Targets for mod_rproxy (pool apr) against mod_proxy_http:")
     p("")

@@ -5,16 +5,20 @@
 # Starts, in this process tree, one nginx backend serving generated files and
 # five proxies in front of it, each on its own port:
 #   rproxy_apr   httpd event + mod_rproxy, RProxyBufferPool apr
-#   rproxy_none  the same, RProxyBufferPool none
+#   rproxy_g1    the same as rproxy_apr through a group of one member, the
+#                backend (RProxyTarget group://one/)
+#   rproxy_g4    the same through a group of four members: the backend
+#                nginx listening on four ports (group://four/)
+#   rproxy_none  the same as rproxy_apr, RProxyBufferPool none
 #   proxy_http   httpd event + mod_proxy_http (ProxyPass ... keepalive=On)
 #   static       httpd event serving the same files itself (its ceiling)
 #   nginx        nginx proxy_pass with upstream keep-alive
 # then measures them in interleaved rounds (A B C D E A B C D E ...):
 #   1. wrk req/s and p99 for 1 KiB and 64 KiB at 16 and 128 connections,
 #      with mod_rproxy's pool counters read before and after each run;
-#   2. one 512 MiB download with curl;
+#   2. one 512 MiB download with curl (not the group variants);
 #   3. peak RSS while slow clients each download 1 MiB (slowclients.py),
-#      on a freshly restarted server.
+#      on a freshly restarted server (not the group variants).
 # The table goes to stdout and bench/results/latest.md (the raw figures to
 # latest.tsv and latest.meta: `bench/report.py latest.tsv latest.meta`
 # prints the table again); progress to stderr.
@@ -24,7 +28,10 @@
 # values BENCH_ROUNDS, BENCH_DURATION (s per wrk run), BENCH_DL_ROUNDS
 # (512 MiB downloads), BENCH_SLOW_CLIENTS,
 # BENCH_SLOW_RATE (bytes/s per client), BENCH_MEM_ROUNDS, BENCH_PORT (first
-# of 6 consecutive ports), BENCH_KEEP=1 (keep the temp dir).
+# of 8 consecutive ports, and BENCH_PORT+10..12 for the group members),
+# BENCH_KEEP=1 (keep the temp dir), BENCH_GROUPS=0 (leave out rproxy_g1 and
+# rproxy_g4), BENCH_VARIANTS="v1 v2 ..." (measure only these; the ratio
+# column needs proxy_http among them).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -45,7 +52,8 @@ clients=${BENCH_SLOW_CLIENTS:-$clients}
 rate=${BENCH_SLOW_RATE:-$rate}
 mem_rounds=${BENCH_MEM_ROUNDS:-$mem_rounds}
 
-variants=(rproxy_apr rproxy_none proxy_http static nginx)
+variants=(rproxy_apr rproxy_g1 rproxy_g4 rproxy_none proxy_http static nginx)
+[ "${BENCH_GROUPS:-1}" != 0 ] || variants=(rproxy_apr rproxy_none proxy_http static nginx)
 # BENCH_ALT_MODULE=FILE adds a variant "rproxy_alt": that build of the
 # module (pool apr) in the same rounds, to compare two builds of it
 # (bench/README.md, "Transient vs custom bucket"); BENCH_ALT_LABEL names it.
@@ -54,6 +62,22 @@ if [ -n "$alt_module" ]; then
     [ -f "$alt_module" ] || { echo "run.sh: BENCH_ALT_MODULE $alt_module not found" >&2; exit 2; }
     variants=(rproxy_apr rproxy_alt rproxy_none proxy_http static nginx)
 fi
+if [ -n "${BENCH_VARIANTS:-}" ]; then
+    read -r -a variants <<<"$BENCH_VARIANTS"
+    for v in "${variants[@]}"; do
+        case $v in
+            rproxy_apr|rproxy_g1|rproxy_g4|rproxy_none|proxy_http|static|nginx) ;;
+            rproxy_alt) [ -n "$alt_module" ] || { echo "run.sh: rproxy_alt needs BENCH_ALT_MODULE" >&2; exit 2; } ;;
+            *) echo "run.sh: unknown variant '$v' in BENCH_VARIANTS" >&2; exit 2 ;;
+        esac
+    done
+fi
+# The 512 MiB download and the slow-client memory test are not run for the
+# group variants: they measure the relay, which a group does not change.
+single_variants=()
+for v in "${variants[@]}"; do
+    [[ $v == rproxy_g[14] ]] || single_variants+=("$v")
+done
 workloads=(1k:16 1k:128 64k:16 64k:128)
 
 
@@ -78,6 +102,8 @@ declare -A port pid
 port[backend]=$port0
 i=1
 for v in "${variants[@]}"; do port[$v]=$((port0 + i)); i=$((i + 1)); done
+# The group members 2-4: the backend nginx listens on these ports too.
+port[member2]=$((port0 + 10)); port[member3]=$((port0 + 11)); port[member4]=$((port0 + 12))
 for p in "${port[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
         die "port $p is already in use (set BENCH_PORT to another base)"
@@ -110,9 +136,11 @@ trap 'exit 130' INT TERM
 
 
 start_httpd() {
-    local v=$1 dir=$work/$1 variant pool=apr so=mod_rproxy.so
+    local v=$1 dir=$work/$1 variant pool=apr so=mod_rproxy.so group=one
     case $v in
         rproxy_apr)  variant=rproxy ;;
+        rproxy_g1)   variant=rproxy_group ;;
+        rproxy_g4)   variant=rproxy_group group=four ;;
         rproxy_alt)  variant=rproxy so=mod_rproxy_alt.so ;;
         rproxy_none) variant=rproxy pool=none ;;
         *)           variant=$v ;;
@@ -122,7 +150,9 @@ start_httpd() {
     fill "$here/conf/httpd.conf.in" "$dir/httpd.conf" VARIANT="$variant" \
         POOL="$pool" DIR="$dir" DATA="$work/data" PORT="${port[$v]}" \
         BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
-        MODULE="$work/$so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}"
+        MODULE="$work/$so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}" GROUP="$group" \
+        MEMBER_PORT2="${port[member2]}" MEMBER_PORT3="${port[member3]}" \
+        MEMBER_PORT4="${port[member4]}"
     "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
     pid[$v]=$!
 }
@@ -131,8 +161,11 @@ start_nginx() {
     local name=$1 template=$2 dir=$work/$1
     mkdir -p "$dir"
     chmod 755 "$dir"
+    local extra=""
+    [ "$name" != backend ] || extra="listen 127.0.0.1:${port[member2]}; listen 127.0.0.1:${port[member3]}; listen 127.0.0.1:${port[member4]};"
     fill "$here/conf/$template" "$dir/nginx.conf" DIR="$dir" \
-        DATA="$work/data" PORT="${port[$name]}" BACKEND_PORT="${port[backend]}"
+        DATA="$work/data" PORT="${port[$name]}" BACKEND_PORT="${port[backend]}" \
+        EXTRA_LISTEN="$extra"
     "$nginx" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
         -g 'daemon off;' >>"$dir/stderr" 2>&1 &
     pid[$name]=$!
@@ -308,16 +341,26 @@ say "all servers up: backend ${port[backend]}, $(for v in "${variants[@]}"; do p
 for v in "${variants[@]}"; do run_wrk "$v" 64k 128 "$warm" >/dev/null; done
 say "warm-up done"
 
+# Each round starts one variant further along (A B C, B C A, C A B, ...),
+# so that no variant always runs first or right after the same neighbour.
 for r in $(seq "$rounds"); do
+    nv=${#variants[@]}
     for w in "${workloads[@]}"; do
-        for v in "${variants[@]}"; do measure_wrk "$r" "$w" "$v"; done
+        for k in $(seq 0 $((nv - 1))); do
+            measure_wrk "$r" "$w" "${variants[$(( (k + r - 1) % nv ))]}"
+        done
     done
 done
 # How many buffers the apr pool holds after all the wrk runs: bounded by the
 # peak number of requests in flight at once in each process, not by traffic.
-rec apr_total all rproxy_apr 1 "$(status rproxy_apr | counter buffers_allocated)"
+has() { local x; for x in "${variants[@]}"; do [ "$x" = "$1" ] && return 0; done; return 1; }
+if has rproxy_apr; then
+    rec apr_total all rproxy_apr 1 "$(status rproxy_apr | counter buffers_allocated)"
+fi
 for r in $(seq "$rounds"); do
-    for v in rproxy_apr rproxy_none; do measure_churn_loop "$r" "$v"; done
+    for v in rproxy_apr rproxy_none; do
+        if has "$v"; then measure_churn_loop "$r" "$v"; fi
+    done
 done
 # One download straight from the backend first: the first reader of the
 # fresh 512 MiB file is slower, and that must not be variant A.
@@ -326,10 +369,10 @@ out=$(curl -s -o /dev/null --max-time 120 -w '%{speed_download}' \
     die "512 MiB download from the backend failed"
 say "512m straight from the backend (not a figure): $(awk -v s="$out" 'BEGIN { printf "%.0f", s / 1e6 }') MB/s"
 for r in $(seq "$dl_rounds"); do
-    for v in "${variants[@]}"; do measure_download "$r" "$v"; done
+    for v in "${single_variants[@]}"; do measure_download "$r" "$v"; done
 done
 for r in $(seq "$mem_rounds"); do
-    for v in "${variants[@]}"; do measure_memory "$r" "$v"; done
+    for v in "${single_variants[@]}"; do measure_memory "$r" "$v"; done
 done
 
 for name in "${!pid[@]}"; do stop_server "$name"; done

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Sum mod_rproxy's rproxy-status counters over all processes of one httpd.
+"""Sum mod_rproxy's rproxy-status counters over all processes of one httpd
+(or, with the server-wide counters of the shared-memory status page, read
+them once).
 
     status.py PORT PARENT_PID
 
@@ -69,6 +71,16 @@ def main():
     if not want:
         sys.exit("status.py: process %d has no children" % ppid)
     seen = {}
+    first = fetch(port)
+    if "pid" not in first:
+        # Since the counters moved into shared memory (e505731) the page
+        # shows the whole server's figures, whichever child answers: one
+        # fetch is the total.
+        for key in sorted(first):
+            print(key, first[key])
+        print("processes", len(want))
+        return
+    seen[first["pid"]] = first
     deadline = time.monotonic() + MAX_SECONDS
     for _ in range(MAX_ATTEMPTS):
         c = fetch(port)

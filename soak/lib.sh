@@ -22,6 +22,9 @@ port[backend]=$port0
 port[httpd]=$((port0 + 1))
 port[httpd2]=$((port0 + 2))
 port[static]=$((port0 + 3))
+# Members 2-4 of the "four" group (variant rproxy_g4 of bench/conf/httpd.conf.in):
+# the nginx backend listens on these too.
+port[member2]=$((port0 + 4)); port[member3]=$((port0 + 5)); port[member4]=$((port0 + 6))
 for p in "${port[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
         die "port $p is already in use (set SOAK_PORT to another base)"
@@ -53,13 +56,20 @@ trap 'exit 130' INT TERM
 
 
 start_httpd() {       # start_httpd NAME [VARIANT of bench/conf/httpd.conf.in]
-    local name=$1 variant=${2:-rproxy} dir=$work/$1
+    local name=$1 variant=${2:-rproxy} dir=$work/$1 group=one
+    # rproxy_g1, rproxy_g4: mod_rproxy through the group of one or four.
+    case $variant in
+        rproxy_g1) variant=rproxy_group ;;
+        rproxy_g4) variant=rproxy_group group=four ;;
+    esac
     mkdir -p "$dir/empty"
     chmod 755 "$dir" "$dir/empty"
     fill "$top/bench/conf/httpd.conf.in" "$dir/httpd.conf" VARIANT="$variant" \
         POOL=apr DIR="$dir" DATA="$work/data" PORT="${port[$name]}" \
         BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
-        MODULE="$work/mod_rproxy.so" RPROXY_CONF="${SOAK_RPROXY_CONF:-}"
+        MODULE="$work/mod_rproxy.so" RPROXY_CONF="${SOAK_RPROXY_CONF:-}" \
+        GROUP="$group" MEMBER_PORT2="${port[member2]}" \
+        MEMBER_PORT3="${port[member3]}" MEMBER_PORT4="${port[member4]}"
     "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
     pid[$name]=$!
 }
@@ -69,7 +79,8 @@ start_backend() {
     mkdir -p "$dir"
     chmod 755 "$dir"
     fill "$top/bench/conf/nginx-backend.conf.in" "$dir/nginx.conf.tmp" \
-        DIR="$dir" DATA="$work/data" PORT="${port[backend]}"
+        DIR="$dir" DATA="$work/data" PORT="${port[backend]}" \
+        EXTRA_LISTEN="listen 127.0.0.1:${port[member2]}; listen 127.0.0.1:${port[member3]}; listen 127.0.0.1:${port[member4]};"
     sed '/^ *root  *[^ ]*;$/a\
         # soak: a chunked endpoint (ssi drops the length), no gzip.\
         location /chunked/ { ssi on; ssi_types *; gzip off; chunked_transfer_encoding on; }' \
