@@ -995,6 +995,7 @@ static int connect_backend(rproxy_exchange *x)
     }
     rproxy_conn_timeout_set(x->conn, x->timeout);
     apr_table_setn(x->r->notes, "rproxy-reused", x->conn->reused ? "1" : "0");
+    x->conn_reused = x->conn->reused;
     x->reusable = 1;
     x->got_bytes = 0;
     x->send_failed = APR_SUCCESS;
@@ -1127,6 +1128,9 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         backend.key = m->key;
         backend.stats = &m->fig;
         x->backend = &backend;
+        /* A new connection that dies before any response byte: its member
+         * is likely down, and an idempotent request may go to another. */
+        x->replay_fresh = tries + 1 < g->max_tries;
         /* A status is retried only when a retry can follow: else the
          * backend's own answer goes to the client. */
         x->retry_statuses = tries + 1 < g->max_tries && may_retry_on_status(x)
@@ -1144,6 +1148,7 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
          * before any response byte, a timeout count against it. */
         if (x->connect_failed || status == HTTP_GATEWAY_TIME_OUT
             || (status == HTTP_BAD_GATEWAY && !x->got_bytes)
+            || (status == RPROXY_STALE && !x->conn_reused)
             || rproxy_group_ejects_on(g, x->backend_status)) {
             apr_atomic_inc64(&m->fig.errors);
             rproxy_member_failed(g, m, x->connect_failed ? "connect failed"

@@ -136,6 +136,9 @@ typedef struct {
     int body_started;           /* client body reading began: no retry */
     int expect_continue;        /* the backend is asked for a 100 */
     int connect_failed;         /* this attempt got no connection */
+    int conn_reused;            /* its connection was a kept-alive one */
+    int replay_fresh;           /* RPROXY_STALE for a new connection too:
+                                 * a group has other members to try */
     int backend_status;         /* the final status it answered, or 0 */
     const apr_array_header_t *retry_statuses; /* final statuses that give
                                  * RPROXY_RETRY_STATUS, or NULL */
@@ -473,9 +476,9 @@ int rproxy_send_body(rproxy_exchange *x);
 
 /* Points the read window at the exchange's buffer and connection. */
 void rproxy_reader_start(rproxy_exchange *x);
-/* RPROXY_STALE: a reused idle connection failed before
- * any response byte and nothing of the request body was consumed, so the
- * request can be sent again on a fresh connection. */
+/* RPROXY_STALE: a reused idle connection (or, with x->replay_fresh, any
+ * connection) failed before any response byte, the request is idempotent
+ * and nothing of its body was consumed, so it can be sent again. */
 #define RPROXY_STALE (-100)
 /* rproxy_await_continue(): the backend answered with a final status
  * before the request body went out; the body must not be sent. */

@@ -108,10 +108,13 @@ static int read_failed(response *rs, apr_status_t rv, const char *what)
                            "after %" APR_TIME_T_FMT " s", what,
                            apr_time_sec(x->timeout));
     }
-    if (!x->got_bytes && x->conn->reused && x->idempotent && !x->body_started
+    if (!x->got_bytes && (x->conn->reused || x->replay_fresh)
+        && x->idempotent && !x->body_started
         && (rv == APR_EOF || APR_STATUS_IS_ECONNRESET(rv)
             || APR_STATUS_IS_EPIPE(rv))) {
-        return RPROXY_STALE;  /* idle connection died under us: retry */
+        /* An idle connection died under us, or (in a group) a new one to a
+         * member that was just killed: the request may go again. */
+        return RPROXY_STALE;
     }
     if (x->send_failed) {
         return rproxy_fail(x, HTTP_BAD_GATEWAY, x->send_failed,
