@@ -187,7 +187,7 @@ SKIP: {
 # Idle: nothing moves for RProxyTimeout (3 s): the proxy ends both sides.
 {
     my $m = error_log_mark();
-    my $r = ws_client('idle', "$base/ws/echo", 10);
+    my $r = ws_client('idle', "$base/wsidle/echo", 10);
     t_debug(show($r));
     ok t_cmp($r->{echoed} // '', 'still there?', 'idle session worked first');
     my $close = $r->{close} || {};
