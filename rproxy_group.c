@@ -775,39 +775,22 @@ void rproxy_group_retry_done(rproxy_group *g)
 apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
                                        server_rec *s)
 {
-    apr_array_header_t *groups = apr_array_make(ptemp, 4,
-                                                sizeof(rproxy_group *));
-    apr_hash_t *seen = apr_hash_make(ptemp);
+    /* In a stable order (by server, then name): a graceful restart finds
+     * the same members in the same slots. */
+    apr_array_header_t *groups = rproxy_groups_all(ptemp, s);
     rproxy_member_slot **mslots;
     rproxy_group_slot **gslots;
     unsigned int total = 0, at = 0;
-    server_rec *vs;
     apr_status_t rv;
     int i;
 
-    for (vs = s; vs; vs = vs->next) {
-        const rproxy_server_conf *sc =
-            ap_get_module_config(vs->module_config, &rproxy_module);
-        apr_hash_index_t *hi;
-        if (!sc->groups) {
-            continue;
+    for (i = 0; i < groups->nelts; i++) {
+        rproxy_group *g = APR_ARRAY_IDX(groups, i, rproxy_group *);
+        rv = rproxy_group_resolve(g, ptemp);
+        if (rv != APR_SUCCESS) {
+            return rv;
         }
-        for (hi = apr_hash_first(ptemp, sc->groups); hi;
-             hi = apr_hash_next(hi)) {
-            rproxy_group *g = apr_hash_this_val(hi);
-            /* A virtual host sees the main server's groups too. */
-            if (apr_hash_get(seen, &g, sizeof(g))) {
-                continue;
-            }
-            apr_hash_set(seen, apr_pmemdup(ptemp, &g, sizeof(g)), sizeof(g),
-                         g);
-            rv = rproxy_group_resolve(g, ptemp);
-            if (rv != APR_SUCCESS) {
-                return rv;
-            }
-            total += rproxy_group_slots_needed(g);
-            *(rproxy_group **)apr_array_push(groups) = g;
-        }
+        total += rproxy_group_slots_needed(g);
     }
     if (!groups->nelts) {
         return APR_SUCCESS;
@@ -834,24 +817,14 @@ apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
 
 apr_status_t rproxy_groups_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    server_rec *vs;
+    apr_array_header_t *groups = rproxy_groups_all(pchild, s);
+    int i;
 
-    for (vs = s; vs; vs = vs->next) {
-        const rproxy_server_conf *sc =
-            ap_get_module_config(vs->module_config, &rproxy_module);
-        apr_hash_index_t *hi;
-        if (!sc->groups) {
-            continue;
-        }
-        for (hi = apr_hash_first(pchild, sc->groups); hi;
-             hi = apr_hash_next(hi)) {
-            rproxy_group *g = apr_hash_this_val(hi);
-            if (!g->lock) {     /* a virtual host may share the main's */
-                apr_status_t rv = rproxy_group_child_init(g, pchild);
-                if (rv != APR_SUCCESS) {
-                    return rv;
-                }
-            }
+    for (i = 0; i < groups->nelts; i++) {
+        apr_status_t rv = rproxy_group_child_init(
+            APR_ARRAY_IDX(groups, i, rproxy_group *), pchild);
+        if (rv != APR_SUCCESS) {
+            return rv;
         }
     }
     return APR_SUCCESS;
@@ -891,7 +864,7 @@ apr_array_header_t *rproxy_groups_all(apr_pool_t *p, server_rec *s)
         }
         for (hi = apr_hash_first(p, sc->groups); hi; hi = apr_hash_next(hi)) {
             rproxy_group *g = apr_hash_this_val(hi);
-            if (!g->slots || apr_hash_get(seen, &g, sizeof(g))) {
+            if (apr_hash_get(seen, &g, sizeof(g))) {
                 continue;
             }
             apr_hash_set(seen, apr_pmemdup(p, &g, sizeof(g)), sizeof(g), g);
