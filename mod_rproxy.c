@@ -980,7 +980,11 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         if (!again) {
             break;
         }
-        if (tries >= g->max_tries || !rproxy_group_take_retry(g)) {
+        /* A connect failure sent nothing and cost the member nothing, so
+         * it moves on within the tries alone; any other retry sends the
+         * request again and draws on the group's retry budget. */
+        if (tries >= g->max_tries
+            || (!x->connect_failed && !rproxy_group_take_retry(g))) {
             if (status == RPROXY_STALE || status == RPROXY_RETRY_STATUS) {
                 status = rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "group %s: "
                                      "no member left to try after %d",
@@ -988,7 +992,7 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
             }
             break;
         }
-        retrying = 1;
+        retrying = !x->connect_failed;
         apr_atomic_inc64(&g->shared->retries);
         failed_key = m->key;
         why = x->connect_failed ? "connect" : status == RPROXY_STALE

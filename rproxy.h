@@ -271,6 +271,7 @@ typedef struct {
     volatile apr_uint32_t members_gen;      /* bumped when members change */
     volatile apr_uint32_t budget;           /* tenths of a retry */
     volatile apr_uint32_t retries_in_flight;
+    volatile apr_uint32_t free_second, free_taken; /* retries past the budget */
     volatile apr_uint64_t retries, retries_refused, no_member;
 } rproxy_group_slot;
 
