@@ -932,6 +932,12 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
                               "(all down, ejected or draining)",
                               x->dc->target->url, g->name);
             }
+            else if (status == RPROXY_STALE
+                     || status == RPROXY_RETRY_STATUS) {
+                status = rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "group %s: "
+                                     "no member left to try after %d",
+                                     g->name, tries);
+            }
             break;
         }
         if (failed_key) {
@@ -947,8 +953,11 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         backend.key = m->key;
         backend.stats = &m->fig;
         x->backend = &backend;
+        /* A status is retried only if another member is left to try:
+         * the last member's answer goes to the client as it is. */
         x->retry_statuses = tries + 1 < g->max_tries
                             && may_retry_on_status(x)
+                            && rproxy_group_untried(g, tried, r->pool)
                             ? x->dc->retry_statuses : NULL;
         apr_atomic_inc64(&m->fig.requests);
         apr_atomic_inc32(&m->fig.in_flight);

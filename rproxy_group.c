@@ -572,6 +572,13 @@ rproxy_member_slot *rproxy_group_pick(rproxy_group *g, request_rec *r,
     return c[i].m;
 }
 
+int rproxy_group_untried(rproxy_group *g, const unsigned char *tried,
+                         apr_pool_t *p)
+{
+    candidate *c = apr_palloc(p, sizeof(*c) * (g->n_slots + 1));
+    return candidates(g, tried, c, apr_time_now());
+}
+
 int rproxy_group_slot_index(const rproxy_group *g,
                             const rproxy_member_slot *m)
 {
