@@ -147,6 +147,7 @@ test: test-deps
 	$(MAKE) layers
 	$(MAKE) fuzz-replay
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
+	rm -f t/logs/slotmem-shm-*
 	perl t/TEST.PL $(TEST_ARGS)
 
 # The layering rule of rproxy.h (calls between the files only go down),
@@ -163,6 +164,7 @@ test-asan: test-deps
 	rm -rf .libs *.la *.lo *.slo *.o t/logs/sanitizer
 	$(MAKE) all EXTRA_CFLAGS="$(SANITIZE)"
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
+	rm -f t/logs/slotmem-shm-*
 	EXTRA_CFLAGS="$(SANITIZE:%=-Wc,%)" perl t/TEST.PL \
 	  -httpd $(CURDIR)/t/tools/sanitized-httpd $(TEST_ARGS); rc=$$?; \
 	  perl t/tools/sanitizer-report || rc=1; \
@@ -180,6 +182,7 @@ test-valgrind: valgrind-deps
 	$(MAKE) all
 	@command -v valgrind >/dev/null || { echo "install valgrind first" >&2; exit 1; }
 	perl t/TEST.PL -clean >/dev/null 2>&1 || true
+	rm -f t/logs/slotmem-shm-*
 	rm -rf t/logs/valgrind
 	perl t/TEST.PL -one-process -httpd $(CURDIR)/t/tools/valgrind-httpd \
 	  $(or $(TEST_ARGS),$(VALGRIND_TESTS)); rc=$$?; \

@@ -1131,10 +1131,13 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         /* A new connection that dies before any response byte: its member
          * is likely down, and an idempotent request may go to another. */
         x->replay_fresh = tries + 1 < g->max_tries;
-        /* A status is retried only when a retry can follow: else the
-         * backend's own answer goes to the client. */
-        x->retry_statuses = tries + 1 < g->max_tries && may_retry_on_status(x)
+        /* A status is retried only if another member is left to try and
+         * the budget allows: else the last member's answer goes to the
+         * client as it is. */
+        x->retry_statuses = tries + 1 < g->max_tries
+                            && may_retry_on_status(x)
                             && rproxy_group_retry_possible(g)
+                            && rproxy_group_untried(g, tried, r->pool)
                             ? x->dc->retry_statuses : NULL;
         apr_atomic_inc64(&m->fig.requests);
         apr_atomic_inc32(&m->fig.in_flight);
@@ -1169,10 +1172,14 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         if (!again) {
             break;
         }
-        if (tries >= g->max_tries || !rproxy_group_take_retry(g)) {
+        /* A connect failure sent nothing and cost the member nothing, so
+         * it moves on within the tries alone; any other retry sends the
+         * request again and draws on the group's retry budget. */
+        if (tries >= g->max_tries
+            || (!x->connect_failed && !rproxy_group_take_retry(g))) {
             break;
         }
-        retrying = 1;
+        retrying = !x->connect_failed;
         apr_atomic_inc64(&g->shared->retries);
         failed_key = m->key;
         why = x->connect_failed ? "connect" : status == RPROXY_STALE

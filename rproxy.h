@@ -290,6 +290,7 @@ typedef struct {
     volatile apr_uint32_t members_gen;      /* bumped when members change */
     volatile apr_uint32_t budget;           /* tenths of a retry */
     volatile apr_uint32_t retries_in_flight;
+    volatile apr_uint32_t free_second, free_taken; /* retries past the budget */
     volatile apr_uint64_t retries, retries_refused, no_member;
 } rproxy_group_slot;
 
@@ -346,6 +347,9 @@ apr_status_t rproxy_group_child_init(rproxy_group *g, apr_pool_t *pchild);
 rproxy_member_slot *rproxy_group_pick(rproxy_group *g, request_rec *r,
                                       const unsigned char *tried,
                                       apr_uint32_t *rnd);
+/* How many usable members are left untried. */
+int rproxy_group_untried(rproxy_group *g, const unsigned char *tried,
+                         apr_pool_t *p);
 int rproxy_group_slot_index(const rproxy_group *g,
                             const rproxy_member_slot *m);
 void rproxy_member_succeeded(rproxy_group *g, rproxy_member_slot *m);

@@ -40,7 +40,7 @@
 #define BUDGET_PER_REQUEST 2    /* retry budget, in tenths of a retry */
 #define BUDGET_PER_RETRY 10
 #define BUDGET_CAP 1000
-#define BUDGET_FREE_RETRIES 3   /* concurrent retries always allowed */
+#define BUDGET_FREE_RETRIES 3   /* past the budget: at once, and a second */
 
 static const char *const state_names[] = {
     "up", "ejected", "down", "draining", "gone"
@@ -583,6 +583,13 @@ rproxy_member_slot *rproxy_group_pick(rproxy_group *g, request_rec *r,
     return c[i].m;
 }
 
+int rproxy_group_untried(rproxy_group *g, const unsigned char *tried,
+                         apr_pool_t *p)
+{
+    candidate *c = apr_palloc(p, sizeof(*c) * (g->n_slots + 1));
+    return candidates(g, tried, c, apr_time_now());
+}
+
 int rproxy_group_slot_index(const rproxy_group *g,
                             const rproxy_member_slot *m)
 {
@@ -756,9 +763,25 @@ int rproxy_group_take_retry(rproxy_group *g)
             return 1;
         }
     }
-    if (apr_atomic_inc32(&g->shared->retries_in_flight)
-        < BUDGET_FREE_RETRIES) {
-        return 1;
+    /* Past the budget, a few retries are still free, so that a quiet
+     * group can retry at all: at most BUDGET_FREE_RETRIES at once and
+     * BUDGET_FREE_RETRIES a second.  (Bounded only at once, a client
+     * sending one request at a time would get every retry, and a failing
+     * pool would see up to RProxyMaxTries times its load.) */
+    {
+        apr_uint32_t sec = (apr_uint32_t)apr_time_sec(apr_time_now());
+        apr_uint32_t was = apr_atomic_read32(&g->shared->free_second);
+        if (was != sec
+            && apr_atomic_cas32(&g->shared->free_second, sec, was) == was) {
+            apr_atomic_set32(&g->shared->free_taken, 0);
+        }
+        if (apr_atomic_inc32(&g->shared->retries_in_flight)
+            < BUDGET_FREE_RETRIES) {
+            if (apr_atomic_inc32(&g->shared->free_taken)
+                < BUDGET_FREE_RETRIES) {
+                return 1;
+            }
+        }
     }
     apr_atomic_dec32(&g->shared->retries_in_flight);
     apr_atomic_inc64(&g->shared->retries_refused);
