@@ -1370,9 +1370,52 @@ static int outgoing_tls_enabled(server_rec *s, apr_pool_t *ptemp)
     return ap_ssl_bind_outgoing(c, NULL, 1) == OK;
 }
 
+/* The last SSLProxyEngine written among d and its siblings (through
+ * <IfModule> and the like, not into other sections): 1 on, 0 off, -1 none. */
+static int proxy_engine_in(const ap_directive_t *d)
+{
+    int found = -1;
+
+    for (; d; d = d->next) {
+        if (!strcasecmp(d->directive, "SSLProxyEngine")) {
+            found = !strcasecmp(d->args, "on");
+        }
+        else if (d->first_child && !strncasecmp(d->directive, "<If", 3)
+                 && strncasecmp(d->directive, "<If ", 4)
+                 && strcasecmp(d->directive, "<If")) {
+            int inner = proxy_engine_in(d->first_child);
+            found = inner >= 0 ? inner : found;
+        }
+    }
+    return found;
+}
+
+/* Whether SSLProxyEngine on is written for server s: in its <VirtualHost>,
+ * else at server level.  mod_ssl decides an unset SSLProxyEngine only in
+ * its post_config, which apachectl configtest never runs, so there the
+ * configuration text is what can be read. */
+static int proxy_engine_written(server_rec *s)
+{
+    const ap_directive_t *d;
+
+    for (d = ap_conftree; d && s->is_virtual; d = d->next) {
+        if (!strcasecmp(d->directive, "<VirtualHost")
+            && (unsigned)d->line_num == s->defn_line_number
+            && d->filename && s->defn_name
+            && !strcmp(d->filename, s->defn_name)) {
+            int in_host = proxy_engine_in(d->first_child);
+            if (in_host >= 0) {
+                return in_host;
+            }
+        }
+    }
+    return proxy_engine_in(ap_conftree) == 1;
+}
+
 /* An https RProxyTarget needs httpd's TLS module with proxy TLS on in its
  * virtual host: checked here so that apachectl configtest says so. */
-static int check_https_targets(apr_pool_t *ptemp, server_rec *s)
+static int check_https_targets(apr_pool_t *ptemp, server_rec *s,
+                               int by_text)
 {
     int i, ok = 1;
 
@@ -1385,7 +1428,8 @@ static int check_https_targets(apr_pool_t *ptemp, server_rec *s)
             missing = "no TLS module is loaded (LoadModule ssl_module; on "
                       "Debian a2enmod ssl)";
         }
-        else if (!outgoing_tls_enabled(t->server, ptemp)) {
+        else if (!outgoing_tls_enabled(t->server, ptemp)
+                 || (by_text && !proxy_engine_written(t->server))) {
             missing = "proxy TLS is not enabled in its server or virtual "
                       "host (SSLProxyEngine on)";
         }
@@ -1409,7 +1453,7 @@ static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     int i;
 
     (void)pconf; (void)plog;
-    if (!check_https_targets(ptemp, s)) {
+    if (!check_https_targets(ptemp, s, 1)) {
         return !OK;
     }
     /* group:// targets find their group: the virtual host's, or the main
@@ -1498,7 +1542,7 @@ static int rproxy_post_config_tls(apr_pool_t *pconf, apr_pool_t *plog,
                                   apr_pool_t *ptemp, server_rec *s)
 {
     (void)pconf; (void)plog;
-    return check_https_targets(ptemp, s) ? OK : HTTP_INTERNAL_SERVER_ERROR;
+    return check_https_targets(ptemp, s, 0) ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 static void rproxy_child_init(apr_pool_t *pchild, server_rec *s)

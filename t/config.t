@@ -52,7 +52,7 @@ my @cases = (
     [ 'RProxyAllowUnderscoresInHeaders yes', qr/RProxyAllowUnderscoresInHeaders.*'yes'/ ],
 );
 
-plan tests => 2 * @cases + 7;
+plan tests => 2 * @cases + 11;
 
 my $dir = tempdir(CLEANUP => 1);
 
@@ -121,4 +121,23 @@ for my $url ('http://127.0.0.1:65535/', 'http://127.0.0.1:1/caf%C3%A9/') {
     my ($rc, $out) = check_config('', '', 1);
     ok t_cmp($rc != 0 ? 1 : 0, 1, 'without mod_slotmem_shm the config test fails');
     ok t_cmp($out, qr/needs mod_slotmem_shm/, 'and names the module') or diag $out;
+}
+
+# An https target needs SSLProxyEngine on in its server or virtual host;
+# mod_ssl decides an unset one only when the server starts, so configtest
+# reads what is written.
+{
+    my $ssl = "LoadModule ssl_module \"$1/mod_ssl.so\"\n"
+        . "LoadModule socache_shmcb_module \"$1/mod_socache_shmcb.so\""
+        if $slotmem =~ m{^(.*)/mod_slotmem_shm\.so$};
+    my ($rc, $out) = check_config($ssl, 'RProxyTarget "https://127.0.0.1:1/"');
+    ok t_cmp($rc != 0 ? 1 : 0, 1, 'an https target without SSLProxyEngine fails configtest');
+    ok t_cmp($out, qr{RProxyTarget https://127\.0\.0\.1:1/ in <Location /x/>.*SSLProxyEngine on},
+             'naming the target and SSLProxyEngine') or diag $out;
+    ($rc, $out) = check_config("$ssl\nSSLProxyEngine on", 'RProxyTarget "https://127.0.0.1:1/"');
+    ok t_cmp($rc, 0, 'with SSLProxyEngine on it passes') or diag $out;
+    ($rc, $out) = check_config("$ssl\n<VirtualHost 127.0.0.1:1>\nSSLProxyEngine on\n"
+        . "<Location \"/v/\">\nSetHandler rproxy\nRProxyTarget \"https://127.0.0.1:1/\"\n"
+        . "</Location>\n</VirtualHost>", '');
+    ok t_cmp($rc, 0, 'and in a virtual host, with it there') or diag $out;
 }
