@@ -239,8 +239,15 @@ def main():
           "the per-round ratios, in brackets the lowest and highest round.")
         p("")
         p("| workload | mod_rproxy req/s | mod_proxy_http req/s "
-          "| ratio (>= 1.3) | mod_rproxy p99 | mod_proxy_http p99 |")
-        p("|---|---:|---:|---:|---:|---:|")
+          "| ratio (>= 1.3) | mod_rproxy p99 | mod_proxy_http p99 "
+          "| TLS connections accepted by the backend per 1000 requests, "
+          "mod_rproxy / mod_proxy_http |")
+        p("|---|---:|---:|---:|---:|---:|---:|")
+
+        def accepts(w, v):
+            rounds = data["tls_accepts"][w][v]
+            return ("%.2f" % statistics.median(rounds.values())
+                    if rounds else "–")
         for w, label in WORKLOADS:
             ra = data["rps"][w]["rproxy_tls"]
             rb = data["rps"][w][TLS_REF]
@@ -252,9 +259,10 @@ def main():
             vb, _ = median_and_ratio(data, "rps", w, TLS_REF)
             pa, _ = median_and_ratio(data, "p99_us", w, "rproxy_tls")
             pb, _ = median_and_ratio(data, "p99_us", w, TLS_REF)
-            p("| %s | %s | %s | %.2fx [%.2f-%.2f] %s | %s | %s |" % (
+            p("| %s | %s | %s | %.2fx [%.2f-%.2f] %s | %s | %s | %s / %s |" % (
                 label, fmt_rps(va), fmt_rps(vb), m, rs[0], rs[-1],
-                "met" if m >= 1.3 else "**not met**", fmt_ms(pa), fmt_ms(pb)))
+                "met" if m >= 1.3 else "**not met**", fmt_ms(pa), fmt_ms(pb),
+                accepts(w, "rproxy_tls"), accepts(w, TLS_REF)))
 
     if "rproxy_apr" not in measured or REF not in measured:
         print("\n".join(out))

@@ -227,16 +227,28 @@ run_wrk() {
     ' <<<"$out" || die "cannot parse wrk output: $out"
 }
 
+# The https backend's count of accepted connections (nginx stub_status).
+tls_accepts() {
+    curl -s --max-time 2 --cacert "$work/tls/ca.pem" \
+        "https://127.0.0.1:${port[tls_backend]}/nginx-status" |
+        awk 'NR == 3 { print $1 }'
+}
+
 measure_wrk() {
     local r=$1 w=$2 v=$3 size=${2%%:*} conns=${2##*:} before after res
-    local rps p99 n err used delta
+    local rps p99 n err used delta acc0=""
     busy_check "round $r $w $v"
     if [[ $v == rproxy_* ]]; then before=$(status "$v"); fi
+    if [[ $v == *_tls ]]; then acc0=$(tls_accepts); fi
     res=$(run_wrk "$v" "$size" "$conns" "$dur")
     read -r rps p99 n err <<<"$res"
     rec rps "$w" "$v" "$r" "$rps"
     rec p99_us "$w" "$v" "$r" "$p99"
     rec errors "$w" "$v" "$r" "$err"
+    if [ -n "$acc0" ] && [ "$n" -gt 0 ]; then
+        delta=$(( $(tls_accepts) - acc0 ))
+        rec tls_accepts "$w" "$v" "$r" "$(awk -v d="$delta" -v n="$n" 'BEGIN { print d * 1000 / n }')"
+    fi
     if [[ $v == rproxy_* ]] && [ "$n" -gt 0 ]; then
         after=$(status "$v")
         used=buffers_allocated
@@ -315,6 +327,10 @@ measure_memory() {
 
 command="make bench BENCH_MODE=$mode"
 [ -z "$alt_module" ] || command="make bench-buckets BENCH_MODE=$mode (the extra column: BENCH_ALT_MODULE)"
+# The overrides this run was given, so that the report's command repeats it.
+overrides=$(env | grep -E '^BENCH_(VARIANTS|ROUNDS|DURATION|DL_ROUNDS|MEM_ROUNDS|SLOW_CLIENTS|SLOW_RATE|GROUPS|TLS|RPROXY_CONF)=' |
+            sort | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ' || true)
+[ -z "$overrides" ] || command="$overrides$command"
 say "mode $mode: $rounds rounds, wrk ${dur}s per run, $clients slow clients at $rate B/s; in $work"
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 # This project's CPU-heavy jobs (its fuzzer, its test suite): looked for
