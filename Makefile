@@ -195,6 +195,8 @@ stop:
 # ---- benchmark (bench/README.md) ----
 # make bench                   quick mode, under 2 minutes
 # make bench BENCH_MODE=full   the full figures (bench/RESULTS.md), under 10
+#                              (both include the https backend variants
+#                              rproxy_tls, proxy_http_tls; BENCH_TLS=0 skips them)
 BENCH_MODE ?= quick
 
 # make bench-buckets           the same plus a build with pooled buckets
