@@ -196,8 +196,10 @@ stop:
 	@sh conf/demo/run.sh stop
 
 # ---- benchmark (bench/README.md) ----
-# make bench                   quick mode, under 2 minutes
+# make bench                   quick mode, about 3 minutes
 # make bench BENCH_MODE=full   the full figures (bench/RESULTS.md), under 10
+#                              (both include the https backend variants
+#                              rproxy_tls, proxy_http_tls; BENCH_TLS=0 skips them)
 BENCH_MODE ?= quick
 
 # make bench-buckets           the same plus a build with pooled buckets

@@ -82,14 +82,18 @@ start_server() {
     mkdir -p "$dir/empty"; chmod 755 "$dir" "$dir/empty"
     if [ "$v" = backend ]; then
         fill "$here/conf/nginx-backend.conf.in" "$dir/nginx.conf" DIR="$dir" \
-            DATA="$work/data" PORT="${port[backend]}" BACKEND_PORT="${port[backend]}"
+            DATA="$work/data" PORT="${port[backend]}" BACKEND_PORT="${port[backend]}" \
+            EXTRA_LISTEN=""
         "$nginx" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
             -g 'daemon off;' >>"$dir/stderr" 2>&1 &
     else
         fill "$here/conf/httpd.conf.in" "$dir/httpd.conf" VARIANT=rproxy \
             POOL=apr DIR="$dir" DATA="$work/data" PORT="${port[$v]}" \
             BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
-            MODULE="$work/mod_rproxy_$v.so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}"
+            MODULE="$work/mod_rproxy_$v.so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}" \
+            GROUP=one MEMBER_PORT2="${port[backend]}" \
+            MEMBER_PORT3="${port[backend]}" MEMBER_PORT4="${port[backend]}" \
+            TLS_PORT="${port[backend]}" TLS_CA=/dev/null
         "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
     fi
     pid[$v]=$!

@@ -21,8 +21,17 @@ VARIANTS = [
     ("proxy_http", "mod_proxy_http"),
     ("static", "httpd static (ceiling)"),
     ("nginx", "nginx proxy_pass"),
+    ("rproxy_tls", "mod_rproxy, https backend"),
+    ("proxy_http_tls", "mod_proxy_http, https backend"),
 ]
 REF = "proxy_http"
+# The variants to the https backend are compared with mod_proxy_http to
+# that backend, not to the plain one.
+TLS_REF = "proxy_http_tls"
+
+
+def ref_of(variant):
+    return TLS_REF if variant.endswith("_tls") else REF
 WORKLOADS = [("1k:16", "1 KiB, 16 conns"), ("1k:128", "1 KiB, 128 conns"),
              ("64k:16", "64 KiB, 16 conns"), ("64k:128", "64 KiB, 128 conns")]
 
@@ -37,9 +46,10 @@ def load(path):
     return data
 
 
-def median_and_ratio(data, metric, workload, variant, ref_variant=REF):
-    """(median value, median per-round ratio to ref_variant), None where
-    missing."""
+def median_and_ratio(data, metric, workload, variant, ref_variant=None):
+    """(median value, median per-round ratio to ref_variant, by default
+    ref_of(variant)), None where missing."""
+    ref_variant = ref_variant or ref_of(variant)
     rounds = data[metric][workload][variant]
     ref = data[metric][workload][ref_variant]
     if not rounds:
@@ -123,7 +133,8 @@ def main():
         p("- NOTE: %s slow clients, not 512 (quick mode)" % meta["clients"])
     p("")
     p("Each cell: median over rounds, and in parentheses the median of the "
-      "per-round ratio to mod_proxy_http in the same round. req/s and MB/s: "
+      "per-round ratio to mod_proxy_http in the same round (for the https "
+      "backend columns: to mod_proxy_http to the https backend). req/s and MB/s: "
       "higher is better; p99 and memory: lower is better.")
     p("")
     p("| figure | %s |" % " | ".join(label for _, label in VARIANTS))
@@ -218,6 +229,40 @@ def main():
                 label, " | ".join(vals),
                 ratio_cell(w, "rproxy_g1", "rproxy_apr", 0.98),
                 ratio_cell(w, "rproxy_g4", "rproxy_g1", 0.95)))
+
+    if "rproxy_tls" in measured and TLS_REF in measured:
+        p("")
+        p("https backend (issue 14): mod_rproxy (RProxyTarget https://...) "
+          "against mod_proxy_http (ProxyPass https://... keepalive=On), both "
+          "with SSLProxyEngine on and the certificate verified (chain and "
+          "name), to the same nginx TLS backend; the ratio is the median of "
+          "the per-round ratios, in brackets the lowest and highest round.")
+        p("")
+        p("| workload | mod_rproxy req/s | mod_proxy_http req/s "
+          "| ratio (>= 1.3) | mod_rproxy p99 | mod_proxy_http p99 "
+          "| TLS connections accepted by the backend per 1000 requests, "
+          "mod_rproxy / mod_proxy_http |")
+        p("|---|---:|---:|---:|---:|---:|---:|")
+
+        def accepts(w, v):
+            rounds = data["tls_accepts"][w][v]
+            return ("%.2f" % statistics.median(rounds.values())
+                    if rounds else "–")
+        for w, label in WORKLOADS:
+            ra = data["rps"][w]["rproxy_tls"]
+            rb = data["rps"][w][TLS_REF]
+            rs = sorted(ra[r] / rb[r] for r in ra if rb.get(r))
+            if not rs:
+                continue
+            m = statistics.median(rs)
+            va, _ = median_and_ratio(data, "rps", w, "rproxy_tls")
+            vb, _ = median_and_ratio(data, "rps", w, TLS_REF)
+            pa, _ = median_and_ratio(data, "p99_us", w, "rproxy_tls")
+            pb, _ = median_and_ratio(data, "p99_us", w, TLS_REF)
+            p("| %s | %s | %s | %.2fx [%.2f-%.2f] %s | %s | %s | %s / %s |" % (
+                label, fmt_rps(va), fmt_rps(vb), m, rs[0], rs[-1],
+                "met" if m >= 1.3 else "**not met**", fmt_ms(pa), fmt_ms(pb),
+                accepts(w, "rproxy_tls"), accepts(w, TLS_REF)))
 
     if "rproxy_apr" not in measured or REF not in measured:
         print("\n".join(out))

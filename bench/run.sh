@@ -13,6 +13,12 @@
 #   proxy_http   httpd event + mod_proxy_http (ProxyPass ... keepalive=On)
 #   static       httpd event serving the same files itself (its ceiling)
 #   nginx        nginx proxy_pass with upstream keep-alive
+#   rproxy_tls   the same as rproxy_apr to an https backend: a second nginx
+#                serving the same files over TLS, with a certificate and CA
+#                made with openssl at bench time (issue 14)
+#   proxy_http_tls  mod_proxy_http to that https backend (SSLProxyEngine on,
+#                verification on, keepalive=On); the ratio of rproxy_tls is
+#                to this one
 # then measures them in interleaved rounds (A B C D E A B C D E ...):
 #   1. wrk req/s and p99 for 1 KiB and 64 KiB at 16 and 128 connections,
 #      with mod_rproxy's pool counters read before and after each run;
@@ -30,8 +36,9 @@
 # BENCH_SLOW_RATE (bytes/s per client), BENCH_MEM_ROUNDS, BENCH_PORT (first
 # of 8 consecutive ports, and BENCH_PORT+10..12 for the group members),
 # BENCH_KEEP=1 (keep the temp dir), BENCH_GROUPS=0 (leave out rproxy_g1 and
-# rproxy_g4), BENCH_VARIANTS="v1 v2 ..." (measure only these; the ratio
-# column needs proxy_http among them).
+# rproxy_g4), BENCH_TLS=0 (leave out rproxy_tls and proxy_http_tls),
+# BENCH_VARIANTS="v1 v2 ..." (measure only these; the ratio column needs
+# proxy_http among them, proxy_http_tls for the https variants).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,6 +61,7 @@ mem_rounds=${BENCH_MEM_ROUNDS:-$mem_rounds}
 
 variants=(rproxy_apr rproxy_g1 rproxy_g4 rproxy_none proxy_http static nginx)
 [ "${BENCH_GROUPS:-1}" != 0 ] || variants=(rproxy_apr rproxy_none proxy_http static nginx)
+[ "${BENCH_TLS:-1}" = 0 ] || variants+=(rproxy_tls proxy_http_tls)
 # BENCH_ALT_MODULE=FILE adds a variant "rproxy_alt": that build of the
 # module (pool apr) in the same rounds, to compare two builds of it
 # (bench/README.md, "Transient vs custom bucket"); BENCH_ALT_LABEL names it.
@@ -67,6 +75,7 @@ if [ -n "${BENCH_VARIANTS:-}" ]; then
     for v in "${variants[@]}"; do
         case $v in
             rproxy_apr|rproxy_g1|rproxy_g4|rproxy_none|proxy_http|static|nginx) ;;
+            rproxy_tls|proxy_http_tls) ;;
             rproxy_alt) [ -n "$alt_module" ] || { echo "run.sh: rproxy_alt needs BENCH_ALT_MODULE" >&2; exit 2; } ;;
             *) echo "run.sh: unknown variant '$v' in BENCH_VARIANTS" >&2; exit 2 ;;
         esac
@@ -104,6 +113,10 @@ i=1
 for v in "${variants[@]}"; do port[$v]=$((port0 + i)); i=$((i + 1)); done
 # The group members 2-4: the backend nginx listens on these ports too.
 port[member2]=$((port0 + 10)); port[member3]=$((port0 + 11)); port[member4]=$((port0 + 12))
+# The https backend (only when a TLS variant runs).
+tls=0
+for v in "${variants[@]}"; do [[ $v != *_tls ]] || tls=1; done
+[ "$tls" = 0 ] || port[tls_backend]=$((port0 + 13))
 for p in "${port[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
         die "port $p is already in use (set BENCH_PORT to another base)"
@@ -143,6 +156,7 @@ start_httpd() {
         rproxy_g4)   variant=rproxy_group group=four ;;
         rproxy_alt)  variant=rproxy so=mod_rproxy_alt.so ;;
         rproxy_none) variant=rproxy pool=none ;;
+        rproxy_tls)  variant=rproxy_tls ;;
         *)           variant=$v ;;
     esac
     mkdir -p "$dir/empty"
@@ -152,7 +166,8 @@ start_httpd() {
         BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
         MODULE="$work/$so" RPROXY_CONF="${BENCH_RPROXY_CONF:-}" GROUP="$group" \
         MEMBER_PORT2="${port[member2]}" MEMBER_PORT3="${port[member3]}" \
-        MEMBER_PORT4="${port[member4]}"
+        MEMBER_PORT4="${port[member4]}" TLS_PORT="${port[tls_backend]:-0}" \
+        TLS_CA="$work/tls/ca.pem"
     "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
     pid[$v]=$!
 }
@@ -165,7 +180,7 @@ start_nginx() {
     [ "$name" != backend ] || extra="listen 127.0.0.1:${port[member2]}; listen 127.0.0.1:${port[member3]}; listen 127.0.0.1:${port[member4]};"
     fill "$here/conf/$template" "$dir/nginx.conf" DIR="$dir" \
         DATA="$work/data" PORT="${port[$name]}" BACKEND_PORT="${port[backend]}" \
-        EXTRA_LISTEN="$extra"
+        EXTRA_LISTEN="$extra" TLS_DIR="$work/tls"
     "$nginx" -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" \
         -g 'daemon off;' >>"$dir/stderr" 2>&1 &
     pid[$name]=$!
@@ -175,6 +190,7 @@ start_server() {
     case $1 in
         nginx)   start_nginx nginx nginx-proxy.conf.in ;;
         backend) start_nginx backend nginx-backend.conf.in ;;
+        tls_backend) start_nginx tls_backend nginx-tls-backend.conf.in ;;
         *)       start_httpd "$1" ;;
     esac
 }
@@ -211,16 +227,28 @@ run_wrk() {
     ' <<<"$out" || die "cannot parse wrk output: $out"
 }
 
+# The https backend's count of accepted connections (nginx stub_status).
+tls_accepts() {
+    curl -s --max-time 2 --cacert "$work/tls/ca.pem" \
+        "https://127.0.0.1:${port[tls_backend]}/nginx-status" |
+        awk 'NR == 3 { print $1 }'
+}
+
 measure_wrk() {
     local r=$1 w=$2 v=$3 size=${2%%:*} conns=${2##*:} before after res
-    local rps p99 n err used delta
+    local rps p99 n err used delta acc0=""
     busy_check "round $r $w $v"
     if [[ $v == rproxy_* ]]; then before=$(status "$v"); fi
+    if [[ $v == *_tls ]]; then acc0=$(tls_accepts); fi
     res=$(run_wrk "$v" "$size" "$conns" "$dur")
     read -r rps p99 n err <<<"$res"
     rec rps "$w" "$v" "$r" "$rps"
     rec p99_us "$w" "$v" "$r" "$p99"
     rec errors "$w" "$v" "$r" "$err"
+    if [ -n "$acc0" ] && [ "$n" -gt 0 ]; then
+        delta=$(( $(tls_accepts) - acc0 ))
+        rec tls_accepts "$w" "$v" "$r" "$(awk -v d="$delta" -v n="$n" 'BEGIN { print d * 1000 / n }')"
+    fi
     if [[ $v == rproxy_* ]] && [ "$n" -gt 0 ]; then
         after=$(status "$v")
         used=buffers_allocated
@@ -299,6 +327,10 @@ measure_memory() {
 
 command="make bench BENCH_MODE=$mode"
 [ -z "$alt_module" ] || command="make bench-buckets BENCH_MODE=$mode (the extra column: BENCH_ALT_MODULE)"
+# The overrides this run was given, so that the report's command repeats it.
+overrides=$(env | grep -E '^BENCH_(VARIANTS|ROUNDS|DURATION|DL_ROUNDS|MEM_ROUNDS|SLOW_CLIENTS|SLOW_RATE|GROUPS|TLS|RPROXY_CONF)=' |
+            sort | sed 's/=\(.*\)/="\1"/' | tr '\n' ' ' || true)
+[ -z "$overrides" ] || command="$overrides$command"
 say "mode $mode: $rounds rounds, wrk ${dur}s per run, $clients slow clients at $rate B/s; in $work"
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 # This project's CPU-heavy jobs (its fuzzer, its test suite): looked for
@@ -331,11 +363,41 @@ if [ -n "$alt_module" ]; then
     chmod 644 "$work/mod_rproxy_alt.so"
 fi
 
+# The https backend's CA and certificate (issue 14), made now with openssl
+# and kept in the run dir only: an EC P-256 CA, and a server certificate
+# it signs for IP:127.0.0.1 and DNS:localhost, valid for 2 days.
+make_tls() {
+    local d=$work/tls
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$d/ca.key" -out "$d/ca.pem" -days 2 \
+        -subj "/CN=rproxy bench CA" \
+        -addext basicConstraints=critical,CA:TRUE \
+        -addext keyUsage=critical,keyCertSign,cRLSign 2>>"$d/openssl.log" &&
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$d/server.key" -out "$d/server.csr" \
+        -subj "/CN=127.0.0.1" 2>>"$d/openssl.log" &&
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        "basicConstraints=CA:FALSE" "extendedKeyUsage=serverAuth" \
+        "keyUsage=critical,digitalSignature" >"$d/server.ext" &&
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+        -CAcreateserial -days 2 -extfile "$d/server.ext" \
+        -out "$d/server.pem" 2>>"$d/openssl.log" ||
+        die "openssl failed making the bench CA and certificate ($d/openssl.log)"
+    chmod 755 "$d"
+    chmod 644 "$d"/*
+}
+
 start_server backend
 wait_ready backend
+if [ "$tls" = 1 ]; then
+    make_tls
+    start_server tls_backend
+    wait_ready tls_backend
+fi
 for v in "${variants[@]}"; do start_server "$v"; done
 for v in "${variants[@]}"; do wait_ready "$v"; done
-say "all servers up: backend ${port[backend]}, $(for v in "${variants[@]}"; do printf '%s %s  ' "$v" "${port[$v]}"; done)"
+say "all servers up: backend ${port[backend]}${port[tls_backend]:+, https backend ${port[tls_backend]}}, $(for v in "${variants[@]}"; do printf '%s %s  ' "$v" "${port[$v]}"; done)"
 
 # Warm-up: threads, backend connections and the apr pool's buffers.
 for v in "${variants[@]}"; do run_wrk "$v" 64k 128 "$warm" >/dev/null; done

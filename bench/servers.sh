@@ -51,14 +51,17 @@ fill() {
 
 # Waits up to 10 s for a server to answer 200 on its 1 KiB file.
 wait_ready() {
-    local name=$1 i code path=/p/1k.bin
-    [ "$name" != backend ] || path=/1k.bin
+    local name=$1 i code url="http://127.0.0.1:${port[$1]}/p/1k.bin" tls=()
+    [ "$name" != backend ] || url="http://127.0.0.1:${port[$1]}/1k.bin"
+    # The https backend of bench/run.sh, checked against its own CA.
+    [ "$name" != tls_backend ] ||
+        { url="https://127.0.0.1:${port[$1]}/1k.bin"; tls=(--cacert "$work/tls/ca.pem"); }
     for i in $(seq 100); do
         alive "${pid[$name]}" || {
             tail -n 5 "$work/$name"/{stderr,error.log} >&2 2>/dev/null || true
             die "$name exited at startup (config in $work/$name)"; }
         code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-               "http://127.0.0.1:${port[$name]}$path" || true)
+               "${tls[@]}" "$url" || true)
         [ "$code" != 200 ] || return 0
         sleep 0.1
     done

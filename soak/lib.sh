@@ -69,7 +69,8 @@ start_httpd() {       # start_httpd NAME [VARIANT of bench/conf/httpd.conf.in]
         BACKEND_PORT="${port[backend]}" MODDIR="$moddir" \
         MODULE="$work/mod_rproxy.so" RPROXY_CONF="${SOAK_RPROXY_CONF:-}" \
         GROUP="$group" MEMBER_PORT2="${port[member2]}" \
-        MEMBER_PORT3="${port[member3]}" MEMBER_PORT4="${port[member4]}"
+        MEMBER_PORT3="${port[member3]}" MEMBER_PORT4="${port[member4]}" \
+        TLS_PORT="${port[backend]}" TLS_CA=/dev/null
     "$httpd" -f "$dir/httpd.conf" -DFOREGROUND >>"$dir/stderr" 2>&1 &
     pid[$name]=$!
 }
