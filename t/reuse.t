@@ -7,7 +7,7 @@ use Apache::TestUtil;
 use RProxyTest;
 use IO::Socket::INET;
 
-plan tests => 10 + 4 + 2 + 1;
+plan tests => 10 + 4 + 2 + 1 + 2;
 
 # 100 sequential requests open at most a handful of backend connections.
 # They share one client connection, so that (whatever the MPM) one httpd
@@ -156,4 +156,39 @@ SKIP: {
     my $r = http_request(GET => '/lh/x?say=fallback');
     ok t_cmp("$r->{status} $r->{body}", '200 fallback',
              'localhost: ::1 refused, 127.0.0.1 answered');
+}
+
+# The same with a name of our own whose first address refuses and whose
+# second answers: /etc/hosts lines "127.0.0.6 rproxy-fallback.test" and
+# "127.0.0.7 rproxy-fallback.test" (.ci/run adds them); the test listens on
+# 127.0.0.7 only.
+SKIP: {
+    use Socket qw(getaddrinfo SOCK_STREAM AF_INET unpack_sockaddr_in inet_ntoa);
+    my ($err, @addrs) = getaddrinfo('rproxy-fallback.test', '80',
+                                    { socktype => SOCK_STREAM, family => AF_INET });
+    my @ips = map { inet_ntoa((unpack_sockaddr_in($_->{addr}))[1]) } @addrs;
+    skip_rest('"rproxy-fallback.test" does not resolve to 127.0.0.6 then 127.0.0.7 here '
+              . '(add those two /etc/hosts lines, as .ci/run does)', 2)
+        if $err || "@ips" ne '127.0.0.6 127.0.0.7';
+    my $port = conf_define('RPROXY_RAW_PORT');
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.7', LocalPort => $port,
+                                  Listen => 4, ReuseAddr => 1)
+        or die "listen on 127.0.0.7:$port: $!";
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        alarm 20;
+        my $c = $l->accept or POSIX::_exit(1);
+        my $req = '';
+        while ($req !~ /\r\n\r\n/) { sysread($c, $req, 4096, length $req) or last }
+        my ($line) = $req =~ /^([^\r\n]*)/;
+        syswrite $c, "HTTP/1.1 200 OK\r\nContent-Length: " . length($line)
+                     . "\r\nConnection: close\r\n\r\n$line";
+        close $c;
+        POSIX::_exit(0);
+    }
+    close $l;
+    my $r = http_request(GET => '/fb/x', timeout => 10);
+    waitpid $pid, 0;
+    ok t_cmp($r->{status}, 200, '127.0.0.6 refused, 127.0.0.7 answered');
+    ok t_cmp($r->{body}, 'GET /x HTTP/1.1', 'with the request');
 }
