@@ -127,7 +127,15 @@ start_tls('good');
     curl("$base/tlsb/g?gen=1000&delay=1");
     waitpid $pid, 0;
     my $s = stats();
-    ok t_cmp($s->{handshakes}, 2, 'two requests at once open a second connection');
+    if (($ENV{RPROXY_TEST_MPM} || 'event') eq 'prefork') {
+        # Each child keeps its own idle connections: neither of the two may
+        # be the child that holds the first one.
+        ok t_cmp($s->{handshakes} >= 2 && $s->{handshakes} <= 3 ? 1 : 0, 1,
+                 "two requests at once open a second connection ($s->{handshakes} handshakes)");
+    }
+    else {
+        ok t_cmp($s->{handshakes}, 2, 'two requests at once open a second connection');
+    }
     if (($ENV{RPROXY_TEST_MPM} || 'event') eq 'prefork') {
         # Sessions are kept per child process, and under prefork the second
         # request is another child's, which has none yet.
