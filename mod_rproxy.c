@@ -863,14 +863,6 @@ static const char *set_allow_underscores(cmd_parms *cmd, void *dcv,
 /* RProxyStatusControl On: POSTs to this rproxy-status location may drain
  * and enable group members.  check_config insists on a Require in the
  * same section. */
-static const char *set_status_control(cmd_parms *cmd, void *dcv, int on)
-{
-    rproxy_dir_conf *dc = dcv;
-    (void)cmd;
-    dc->status_control = on ? 1 : 0;
-    return NULL;
-}
-
 static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyTarget", set_target, NULL, RSRC_CONF | ACCESS_CONF,
                   "Backend base URL: http[s]://host[:port][/path][?query]"),
@@ -917,9 +909,10 @@ static const command_rec rproxy_cmds[] = {
     AP_INIT_TAKE1("RProxyMaxResponseHeaders", set_server_int,
                   (void *)SET_MAX_HEADERS, RSRC_CONF,
                   "Most header fields in a backend response head"),
-    AP_INIT_FLAG("RProxyStatusControl", set_status_control, NULL,
-                 ACCESS_CONF, "On: POSTs here may drain and enable group "
-                 "members (needs a Require in the same section)"),
+    AP_INIT_TAKE1("RProxyStatusControl", set_flag,
+                  (void *)APR_OFFSETOF(rproxy_dir_conf, status_control),
+                  ACCESS_CONF, "On: POSTs here may drain and enable group "
+                  "members (needs a Require in the same section)"),
     AP_INIT_RAW_ARGS("<RProxyGroup", group_section, NULL, RSRC_CONF,
                      "A named group of backends: <RProxyGroup name>"),
     AP_INIT_RAW_ARGS("RProxyMember", set_member, NULL, RSRC_CONF,

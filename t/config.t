@@ -44,6 +44,7 @@ my @cases = (
       qr/RProxyIdleConnections.*VirtualHost.*'8'.*whole server only/, 1 ],
     [ "<VirtualHost 127.0.0.1:1>\n    RProxyIdleTimeout 10\n</VirtualHost>",
       qr/RProxyIdleTimeout.*VirtualHost.*'10'.*whole server only/, 1 ],
+    [ 'RProxyStatusControl maybe',       qr/RProxyStatusControl: 'maybe' is not On or Off/ ],
     [ 'RProxyPreserveHost maybe',        qr/RProxyPreserveHost: 'maybe' is not On or Off/ ],
     [ 'RProxyAddForwarded 2',            qr/RProxyAddForwarded: '2' is not On or Off/ ],
     [ 'RProxyAllowUpgrade h2c',          qr/RProxyAllowUpgrade: h2c/ ],
