@@ -209,9 +209,13 @@ BENCH_MODE ?= quick
 #                              build, interleaved rounds (bench/compare-commits.sh)
 # make profile PROFILE_VARIANTS="rproxy rproxy_g4"   the group of four too,
 #                              with the share of the group code and atomics
+# make syscalls                system calls and context switches per request
+#                              (bench/syscalls.sh; SYSCALLS_VARIANTS, _SIZE,
+#                              _CONNS as for profile)
 PROFILE_VARIANTS ?=
+SYSCALLS_VARIANTS ?=
 
-.PHONY: bench bench-buckets bench-compare profile
+.PHONY: bench bench-buckets bench-compare profile syscalls
 
 bench: bench-deps
 	$(MAKE) all
@@ -229,6 +233,10 @@ bench-compare: bench-deps
 profile: bench-deps
 	$(MAKE) all
 	bash bench/profile.sh $(PROFILE_VARIANTS)
+
+syscalls: bench-deps
+	$(MAKE) all
+	bash bench/syscalls.sh $(SYSCALLS_VARIANTS)
 
 # ---- soak and fault runs (soak/README.md); not part of make test or CI ----
 # make soak     SOAK_REQUESTS mixed requests over SOAK_CONNS connections:

@@ -110,6 +110,10 @@ typedef struct rproxy_conn {
     const char *key;
     apr_time_t idle_since;
     int reused;                        /* came from the idle set */
+    int fd;                            /* plain: the blocking socket that
+                                        * rproxy_conn.c reads and writes */
+    apr_interval_time_t timeout;       /* plain: its SO_RCVTIMEO and
+                                        * SO_SNDTIMEO; -1 none set yet */
 } rproxy_conn;
 
 typedef enum {

@@ -15,10 +15,19 @@
  * one has a backend conn_rec, made as mod_proxy makes its own, bound to
  * httpd's TLS module with ap_ssl_bind_outgoing(), and its bytes go through
  * that conn_rec's filters.  Plain connections stay on the raw socket
- * behind the same functions: whether the filters would cost them nothing
- * (within 2% req/s) is not measured yet.
+ * behind the same functions (bench/RESULTS.md has what the filters would
+ * cost them).
+ *
+ * A plain connection's socket is blocking, with its timeout in
+ * SO_RCVTIMEO and SO_SNDTIMEO: waiting for the backend's answer is then
+ * one recv() that sleeps, where APR's timed sockets take a poll() and a
+ * read() (or a read() that fails with EAGAIN first).  The few reads and
+ * writes that must not block pass MSG_DONTWAIT instead.  Nothing may call
+ * apr_socket_timeout_set() on such a socket after rproxy_conn_open(): APR
+ * would make it non-blocking again behind these functions' back.
  */
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <errno.h>
 
 #include "rproxy.h"
@@ -184,8 +193,24 @@ static apr_status_t conn_connect(rproxy_conn **out, const rproxy_backend *t,
     c->pool = p;
     c->sock = sock;
     c->key = apr_pstrdup(p, key);
+    c->fd = -1;
+    c->timeout = -1;
     *out = c;
     return APR_SUCCESS;
+}
+
+/* A plain connection's socket from now on: blocking, its timeouts in the
+ * kernel (see the top of this file). */
+static apr_status_t raw_blocking(rproxy_conn *c)
+{
+    apr_os_sock_t fd;
+    apr_status_t rv = apr_os_sock_get(&fd, c->sock);
+
+    if (rv == APR_SUCCESS) {
+        rv = apr_socket_timeout_set(c->sock, -1);
+    }
+    c->fd = fd;
+    return rv;
 }
 
 /* Makes c an https connection: a backend conn_rec on its socket, bound to
@@ -283,12 +308,11 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *t,
         return rv;
     }
     RPROXY_COUNT_FOR(t, backend_connects);
-    if (t->tls) {
-        rv = tls_start(c, t, timeout, tls_verify, r, why);
-        if (rv != APR_SUCCESS) {
-            conn_close(c);
-            return rv;
-        }
+    rv = t->tls ? tls_start(c, t, timeout, tls_verify, r, why)
+                : raw_blocking(c);
+    if (rv != APR_SUCCESS) {
+        conn_close(c);
+        return rv;
     }
     apr_atomic_inc32(&rproxy_stats->active_connections);
     *out = c;
@@ -331,26 +355,52 @@ void rproxy_conn_release(rproxy_conn *c, int reusable)
 
 void rproxy_conn_timeout_set(rproxy_conn *c, apr_interval_time_t t)
 {
-    apr_socket_timeout_set(c->sock, t);
+    struct timeval tv;
+
+    if (c->c) {
+        apr_socket_timeout_set(c->sock, t);
+        return;
+    }
+    if (t == c->timeout) {
+        return;         /* the usual case: the same Timeout every request */
+    }
+    /* A zero timeval would mean no timeout at all. */
+    t = t > 0 ? t : 1;
+    tv.tv_sec = (time_t)apr_time_sec(t);
+    tv.tv_usec = (suseconds_t)apr_time_usec(t);
+    if (setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0
+        && setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0) {
+        c->timeout = t;
+    }
+}
+
+/* What a failed call on a plain connection's socket means: EAGAIN is the
+ * kernel's timeout for a blocking call, and "nothing now" for one with
+ * MSG_DONTWAIT. */
+static apr_status_t raw_error(int dontwait)
+{
+    int e = errno;
+
+    if (e == EAGAIN || e == EWOULDBLOCK) {
+        return dontwait ? APR_EAGAIN : APR_TIMEUP;
+    }
+    return APR_FROM_OS_ERROR(e);
 }
 
 apr_status_t rproxy_conn_read(rproxy_conn *c, char *dst, apr_size_t *len,
                               int block)
 {
     apr_size_t want = *len;
-    apr_interval_time_t saved = 0;
     apr_status_t rv;
 
     if (!c->c) {
-        if (!block) {
-            apr_socket_timeout_get(c->sock, &saved);
-            apr_socket_timeout_set(c->sock, 0);
-        }
-        rv = apr_socket_recv(c->sock, dst, len);
-        if (!block) {
-            apr_socket_timeout_set(c->sock, saved);
-        }
-        return rv;
+        ssize_t n;
+
+        do {
+            n = recv(c->fd, dst, want, block ? 0 : MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        *len = n > 0 ? (apr_size_t)n : 0;
+        return n > 0 ? APR_SUCCESS : n == 0 ? APR_EOF : raw_error(!block);
     }
     *len = 0;
     rv = ap_get_brigade(c->c->input_filters, c->bb, AP_MODE_READBYTES,
@@ -393,21 +443,11 @@ static apr_status_t filters_write(rproxy_conn *c)
 apr_status_t rproxy_conn_write(rproxy_conn *c, const char *data,
                                apr_size_t len)
 {
-    if (c->c) {
-        APR_BRIGADE_INSERT_TAIL(c->bb, apr_bucket_transient_create(
-                                           data, len, c->c->bucket_alloc));
-        return filters_write(c);
-    }
-    while (len > 0) {
-        apr_size_t n = len;
-        apr_status_t rv = apr_socket_send(c->sock, data, &n);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        data += n;
-        len -= n;
-    }
-    return APR_SUCCESS;
+    struct iovec vec;
+
+    vec.iov_base = (void *)data;
+    vec.iov_len = len;
+    return rproxy_conn_writev(c, &vec, 1);
 }
 
 apr_status_t rproxy_conn_writev(rproxy_conn *c, struct iovec *vec, int n)
@@ -421,13 +461,26 @@ apr_status_t rproxy_conn_writev(rproxy_conn *c, struct iovec *vec, int n)
         }
         return filters_write(c);
     }
+    while (n > 0 && !vec->iov_len) {
+        vec++;
+        n--;
+    }
     while (n > 0) {
-        apr_size_t sent = 0;
-        apr_status_t rv = apr_socket_sendv(c->sock, vec, n, &sent);
-        if (rv != APR_SUCCESS) {
-            return rv;
+        struct msghdr msg;
+        ssize_t sent;
+
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = vec;
+        msg.msg_iovlen = n;
+        /* MSG_NOSIGNAL: a backend gone is an error here, never SIGPIPE. */
+        sent = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (sent < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return raw_error(0);
         }
-        while (n > 0 && sent >= vec->iov_len) {
+        while (n > 0 && (apr_size_t)sent >= vec->iov_len) {
             sent -= vec->iov_len;
             vec++;
             n--;
@@ -443,17 +496,16 @@ apr_status_t rproxy_conn_writev(rproxy_conn *c, struct iovec *vec, int n)
 apr_status_t rproxy_conn_write_some(rproxy_conn *c, const char *data,
                                     apr_size_t *len)
 {
-    apr_interval_time_t saved;
-    apr_status_t rv;
+    ssize_t n;
 
     if (c->c) {
         return rproxy_conn_write(c, data, *len);
     }
-    apr_socket_timeout_get(c->sock, &saved);
-    apr_socket_timeout_set(c->sock, 0);
-    rv = apr_socket_send(c->sock, data, len);
-    apr_socket_timeout_set(c->sock, saved);
-    return rv;
+    do {
+        n = send(c->fd, data, *len, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    *len = n > 0 ? (apr_size_t)n : 0;
+    return n >= 0 ? APR_SUCCESS : raw_error(1);
 }
 
 apr_status_t rproxy_conn_shutdown_write(rproxy_conn *c)
