@@ -14,8 +14,8 @@
 # from round to round (new old, old new, ...), so a slow minute and the
 # order effect hit both alike.  BASE's sources come from `git archive`, are
 # built with its own Makefile in a temp dir; nothing in the tree changes.
-# Prints a markdown table (median req/s each, median ratio, min-max of the
-# per-round ratios) to stdout and bench/results/compare.md; raw figures in
+# Prints markdown tables (median req/s each, median ratio, min-max of the
+# per-round ratios; the same for httpd's CPU per request) to stdout and bench/results/compare.md; raw figures in
 # bench/results/compare.tsv.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -99,14 +99,15 @@ start_server() {
     pid[$v]=$!
 }
 
-run_wrk() {     # VARIANT FILE CONNS SECONDS: prints req/s and errors
+run_wrk() {     # VARIANT FILE CONNS SECONDS: prints req/s, errors, requests
     local out
     out=$(timeout $(($4 + 30)) wrk -t2 -c"$3" -d"$4"s --timeout 10s \
           "http://127.0.0.1:${port[$1]}/p/$2.bin") || die "wrk failed on $1"
     awk '/^Requests\/sec:/ { rps = $2 }
+         / requests in / { n = $1 }
          /Non-2xx or 3xx responses:/ { err += $NF }
          /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
-         END { if (rps == "") exit 1; printf "%s %d\n", rps, err }' <<<"$out" ||
+         END { if (rps == "") exit 1; printf "%s %d %d\n", rps, err, n }' <<<"$out" ||
         die "cannot parse wrk output: $out"
 }
 
@@ -123,10 +124,12 @@ for r in $(seq "$rounds"); do
     say "round $r: load average $(cut -d' ' -f1-3 /proc/loadavg)"
     for w in "${workloads[@]}"; do
         for v in "${order[@]}"; do
-            read -r rps err <<<"$(run_wrk "$v" "${w%%:*}" "${w##*:}" "$dur")"
-            printf '%s\t%s\t%s\t%s\t%s\n' "$w" "$v" "$r" "$rps" "$err" >>"$raw"
+            cpu0=$(cpu_us "$v")
+            read -r rps err n <<<"$(run_wrk "$v" "${w%%:*}" "${w##*:}" "$dur")"
+            cpu=$(awk -v d=$(( $(cpu_us "$v") - cpu0 )) -v n="$n" 'BEGIN { printf "%.2f", n ? d / n : 0 }')
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$w" "$v" "$r" "$rps" "$err" "$cpu" >>"$raw"
             [ "$err" = 0 ] && err= || err=", $err errors"
-            say "round $r/$rounds $w $v: $rps req/s$err"
+            say "round $r/$rounds $w $v: $rps req/s, $cpu µs CPU/request$err"
         done
     done
 done
@@ -157,6 +160,31 @@ cp "$raw" "$here/results/compare.tsv"
                 mn = median(a, nr); mo = median(b, nr); mq = median(q, nr)
                 printf "| %s | %.0f | %.0f | %.3f | %.3f - %.3f | %s | %d |\n",
                     w, mn, mo, mq, q[1], q[nr], list, errs[w]
+            }
+        }' "$raw"
+    echo
+    echo "httpd's CPU per request (user + system of all its processes during the wrk run, over the requests wrk counted; lower is better):"
+    echo
+    echo "| workload | new µs (median) | old µs (median) | new/old (median of per-round ratios) | min - max of ratios |"
+    echo "|---|---:|---:|---:|---:|"
+    awk -F'\t' '
+        { cpu[$1, $2, $3] = $6
+          if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
+          if ($3 > nr) nr = $3 }
+        function median(a, n,   i, j, t) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        END {
+            for (k = 1; k <= nw; k++) {
+                w = order[k]
+                for (r = 1; r <= nr; r++) {
+                    a[r] = cpu[w, "new", r]; b[r] = cpu[w, "old", r]
+                    q[r] = b[r] ? a[r] / b[r] : 0
+                }
+                mn = median(a, nr); mo = median(b, nr); mq = median(q, nr)
+                printf "| %s | %.1f | %.1f | %.3f | %.3f - %.3f |\n",
+                    w, mn, mo, mq, q[1], q[nr]
             }
         }' "$raw"
 } | tee "$here/results/compare.md"

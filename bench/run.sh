@@ -206,20 +206,6 @@ rec() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$raw"; }
 status() { "$python" "$here/status.py" "${port[$1]}" "${pid[$1]}"; }
 counter() { awk -v k="$1" '$1 == k { print $2 }'; }
 
-# The CPU time, in µs, server $1 has used so far: its main process and the
-# children alive now (utime + stime of each, all threads), plus the children
-# the main process has reaped (cutime + cstime).  The backend's CPU is not
-# in it: this is the proxy's own cost (issue 15).
-clk_tck=$(getconf CLK_TCK)
-cpu_us() {
-    local p=${pid[$1]} k
-    for k in "$p" $(pgrep -P "$p"); do cat "/proc/$k/stat" 2>/dev/null; done |
-        awk -v hz="$clk_tck" '
-            { sub(/^.*\) /, "")          # the fields after "pid (comm) "
-              t += $12 + $13; if (NR == 1) t += $14 + $15 }
-            END { printf "%.0f\n", t * 1e6 / hz }'
-}
-
 # run_wrk VARIANT FILE CONNS SECONDS: prints "rps p99_us requests errors".
 run_wrk() {
     local out

@@ -67,3 +67,17 @@ wait_ready() {
     done
     die "$name did not answer 200 within 10 s (last: $code)"
 }
+
+# The CPU time, in µs, server $1 has used so far: its main process and the
+# children alive now (utime + stime of each, all threads), plus the children
+# the main process has reaped (cutime + cstime).  The backend's CPU is not
+# in it: this is the proxy's own cost (issue 15).
+clk_tck=$(getconf CLK_TCK)
+cpu_us() {
+    local p=${pid[$1]} k
+    for k in "$p" $(pgrep -P "$p"); do cat "/proc/$k/stat" 2>/dev/null; done |
+        awk -v hz="$clk_tck" '
+            { sub(/^.*\) /, "")          # the fields after "pid (comm) "
+              t += $12 + $13; if (NR == 1) t += $14 + $15 }
+            END { printf "%.0f\n", t * 1e6 / hz }'
+}
