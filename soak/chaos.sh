@@ -107,11 +107,12 @@ wait_ready_status() {
     die "httpd did not answer /rproxy-status within 15 s"
 }
 
-# The run-time control, when the module has it: the nonce from the JSON form.
+# The run-time control (RProxyStatusControl On): the nonce the JSON form
+# shows as "control": {"enabled": true, "nonce": "..."}.
 status_nonce() {
     curl -s --max-time 5 "http://127.0.0.1:${port[httpd]}/rproxy-status?format=json" |
         "$python" -c 'import json, sys
-try: print(json.load(sys.stdin).get("nonce", ""))
+try: print((json.load(sys.stdin).get("control") or {}).get("nonce", ""))
 except Exception: print("")' 2>/dev/null || true
 }
 # set_drain MEMBER drain|enable
