@@ -387,21 +387,13 @@ static apr_status_t raw_error(int dontwait)
     return APR_FROM_OS_ERROR(e);
 }
 
-apr_status_t rproxy_conn_read(rproxy_conn *c, char *dst, apr_size_t *len,
-                              int block)
+/* One read through an https connection's filters into dst: *len bytes,
+ * APR_EOF at the end, APR_EAGAIN when a non-blocking read finds none. */
+static apr_status_t filters_read(rproxy_conn *c, char *dst, apr_size_t *len,
+                                 apr_size_t want, int block)
 {
-    apr_size_t want = *len;
     apr_status_t rv;
 
-    if (!c->c) {
-        ssize_t n;
-
-        do {
-            n = recv(c->fd, dst, want, block ? 0 : MSG_DONTWAIT);
-        } while (n < 0 && errno == EINTR);
-        *len = n > 0 ? (apr_size_t)n : 0;
-        return n > 0 ? APR_SUCCESS : n == 0 ? APR_EOF : raw_error(!block);
-    }
     *len = 0;
     rv = ap_get_brigade(c->c->input_filters, c->bb, AP_MODE_READBYTES,
                         block ? APR_BLOCK_READ : APR_NONBLOCK_READ, want);
@@ -421,6 +413,36 @@ apr_status_t rproxy_conn_read(rproxy_conn *c, char *dst, apr_size_t *len,
     apr_brigade_cleanup(c->bb);
     if (rv == APR_SUCCESS && c->c->aborted) {
         rv = APR_ECONNABORTED;
+    }
+    return rv;
+}
+
+apr_status_t rproxy_conn_read(rproxy_conn *c, char *dst, apr_size_t *len,
+                              int block)
+{
+    apr_size_t want = *len;
+    apr_status_t rv;
+
+    if (!c->c) {
+        ssize_t n;
+
+        do {
+            n = recv(c->fd, dst, want, block ? 0 : MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        *len = n > 0 ? (apr_size_t)n : 0;
+        return n > 0 ? APR_SUCCESS : n == 0 ? APR_EOF : raw_error(!block);
+    }
+    *len = 0;
+    rv = filters_read(c, dst, len, want, block);
+    /* mod_ssl hands over at most 8 KiB a call: what more is decrypted
+     * already, or waiting on the socket, fills the rest of dst now, so a
+     * body goes to the client in buffer-sized writes, not 8 KiB ones. */
+    while (rv == APR_SUCCESS && *len < want) {
+        apr_size_t more = 0;
+        if (filters_read(c, dst + *len, &more, want - *len, 0) != APR_SUCCESS) {
+            break;      /* nothing now (or the end): the next call sees it */
+        }
+        *len += more;
     }
     return rv;
 }
