@@ -1144,7 +1144,7 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
          * before any response byte, a timeout count against it. */
         if (x->connect_failed || status == HTTP_GATEWAY_TIME_OUT
             || (status == HTTP_BAD_GATEWAY && !x->got_bytes)
-            || (status == RPROXY_STALE && !x->conn_reused)
+            || (status == RPROXY_STALE && (!x->conn_reused || x->got_bytes))
             || rproxy_group_ejects_on(g, x->backend_status)) {
             apr_atomic_inc64(&m->fig.errors);
             rproxy_member_failed(g, m, x->connect_failed ? "connect failed"
@@ -1176,7 +1176,9 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         apr_atomic_inc64(&g->shared->retries);
         failed_key = m->key;
         why = x->connect_failed ? "connect" : status == RPROXY_STALE
-              ? "closed before answering" : "retried status";
+              ? (x->got_bytes ? "closed in the middle of its answer"
+                              : "closed before answering")
+              : "retried status";
     }
     if (retrying) {
         rproxy_group_retry_done(g);

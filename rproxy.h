@@ -15,6 +15,7 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
+#include "util_filter.h"
 #include "apr_network_io.h"
 #include "apr_atomic.h"
 #include "apr_hash.h"
@@ -464,7 +465,7 @@ void rproxy_conn_timeout_set(rproxy_conn *c, apr_interval_time_t t);
 
 /* "0\r\n", the trailer fields that may cross, "\r\n". */
 const char *rproxy_last_chunk(apr_pool_t *p, apr_table_t *trailers);
-void rproxy_add_trailer_filter(request_rec *r);
+ap_filter_t *rproxy_add_trailer_filter(request_rec *r);
 void rproxy_register_trailer_filter(void);
 
 /* ---- the request to the backend (rproxy_request.c) ---- */

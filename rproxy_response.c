@@ -39,6 +39,12 @@ typedef struct rproxy_response {
     apr_time_t unflushed_since;   /* RProxyFlushInterval N: 0 = all flushed */
     int client_gone;
     apr_size_t gathered;          /* body bytes in bb, not yet passed */
+    /* What the client's head was before this response's went into r, for
+     * a response that fails before any byte reached the client and may be
+     * asked of another member: NULL when it may not. */
+    apr_table_t *out_before;
+    const char *ctype_before;
+    ap_filter_t *trailer_filter;
 } response;
 
 /* A window's worth this big is written by httpd's core whatever we say;
@@ -108,12 +114,15 @@ static int read_failed(response *rs, apr_status_t rv, const char *what)
                            "after %" APR_TIME_T_FMT " s", what,
                            apr_time_sec(x->timeout));
     }
-    if (!x->got_bytes && (x->conn->reused || x->replay_fresh)
+    if ((!x->got_bytes || (!x->head_sent && rs->out_before))
+        && (x->conn->reused || x->replay_fresh)
         && x->idempotent && !x->body_started
         && (rv == APR_EOF || APR_STATUS_IS_ECONNRESET(rv)
             || APR_STATUS_IS_EPIPE(rv))) {
         /* An idle connection died under us, or (in a group) a new one to a
-         * member that was just killed: the request may go again. */
+         * member that was just killed, or one killed in the middle of a
+         * response none of which reached the client yet: the request may
+         * go again. */
         return RPROXY_STALE;
     }
     if (x->send_failed) {
@@ -421,7 +430,7 @@ static void set_client_head(response *rs)
     }
     if (rs->frame == FRAME_CHUNKED) {
         announce_trailers(rs);
-        rproxy_add_trailer_filter(r);
+        rs->trailer_filter = rproxy_add_trailer_filter(r);
     }
     ctype = r->content_type ? r->content_type : "";
     rs->flush_every = x->dc->flush_interval < 0
@@ -834,6 +843,12 @@ int rproxy_relay_response(rproxy_exchange *x)
     if (status != OK) {
         return status;
     }
+    if (x->replay_fresh && x->idempotent && !x->body_started) {
+        /* In a group with a member left to try: what the head was, should
+         * this response die before reaching the client. */
+        rs->out_before = apr_table_copy(r->pool, r->headers_out);
+        rs->ctype_before = r->content_type;
+    }
     set_client_head(rs);
     /* A streamed response whose first bytes are not here yet: let the
      * client see the head now rather than when the backend speaks again. */
@@ -860,9 +875,19 @@ int rproxy_relay_response(rproxy_exchange *x)
     }
     if (status != OK) {
         if (!x->head_sent) {
-            /* Nothing reached the client yet: a clean error page. */
+            /* Nothing reached the client yet: a clean error page, or
+             * (RPROXY_STALE) another member's answer, from the head the
+             * request had before this one's. */
             r->proxyreq = PROXYREQ_NONE;
             r->status_line = NULL;
+            if (status == RPROXY_STALE) {
+                r->headers_out = rs->out_before;
+                ap_set_content_type(r, rs->ctype_before);
+                r->status = HTTP_OK;
+                if (rs->trailer_filter) {
+                    ap_remove_output_filter(rs->trailer_filter);
+                }
+            }
             return status;
         }
         abort_client(x);

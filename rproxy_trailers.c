@@ -97,9 +97,10 @@ static apr_status_t trailer_filter(ap_filter_t *f, apr_bucket_brigade *bb)
     return ap_pass_brigade(f->next, bb);
 }
 
-void rproxy_add_trailer_filter(request_rec *r)
+ap_filter_t *rproxy_add_trailer_filter(request_rec *r)
 {
-    ap_add_output_filter_handle(trailer_filter_handle, NULL, r, r->connection);
+    return ap_add_output_filter_handle(trailer_filter_handle, NULL, r,
+                                       r->connection);
 }
 
 void rproxy_register_trailer_filter(void)

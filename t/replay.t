@@ -1,6 +1,9 @@
 # A group member whose new connection dies before any response byte: an
 # idempotent request goes to another member (RFC 9110 9.2.2; the member was
-# most likely killed), a POST is never sent twice.  The scripted backend is
+# most likely killed), a POST is never sent twice.  The same for a member
+# that dies in the middle of its response while none of it has reached the
+# client yet: the client gets the other member's answer and nothing of the
+# dead one's head (its fields, its type, its trailer announcement).  The scripted backend is
 # the member of weight 1000, so it is nearly always picked first.
 use strict;
 use warnings FATAL => 'all';
@@ -9,7 +12,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 6;
+plan tests => 17;
 
 my $m1 = Apache::Test::vars('rproxy_m1_port');
 
@@ -31,4 +34,47 @@ my $m1 = Apache::Test::vars('rproxy_m1_port');
     ok t_cmp(scalar(@seen), 1, 'the first member got the POST and closed');
     ok t_cmp($seen[0] // '', qr/\r\n\r\nonce$/, 'with its body');
     ok t_cmp($r->{status}, 502, 'a POST whose bytes went out is never sent again: 502');
+}
+
+# The whole head, then the member dies (SIGKILL between head and body):
+# nothing went to the client yet, so the GET goes to the other member.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+                                   . "Content-Type: text/x-dying\r\n"
+                                   . "X-From: dying\r\n\r\n" });
+    my $r = http_request(GET => '/g/replay/mid');
+    my @seen = $be->requests;
+    $be->stop;
+    ok t_cmp(scalar(@seen), 1, 'the first member got the GET and died after its head');
+    ok t_cmp($r->{status}, 200, 'the GET was answered by the other member');
+    ok t_cmp($r->{body}, qr/^Host: 127\.0\.0\.1:$m1$/m, 'whose answer is the whole body');
+    ok t_cmp($r->{headers}{'x-from'}, undef, "none of the dead member's fields");
+    ok t_cmp(($r->{headers}{'content-type'} // [''])->[0], qr{^(?!text/x-dying)},
+             "nor its Content-Type");
+}
+
+# Once bytes of the body went to the client, the answer is the dead
+# member's, cut: no second answer is spliced onto it.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+                                   . "X-From: dying\r\n\r\npartial" });
+    my $r = http_request(GET => '/g/replay/cut');
+    $be->stop;
+    ok t_cmp($r->{body}, 'partial', 'the client got the bytes that went out');
+    ok t_cmp(($r->{headers}{'x-from'} // [''])->[0], 'dying', "and the head they came with");
+    ok t_cmp($r->{body}, qr/^(?!.*Host: )/s, 'and nothing of another member');
+}
+
+# A POST in the same case as the first: its body went out, so it is never
+# sent again.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" });
+    my $mark = error_log_mark();
+    my $r = http_request(POST => '/g/replay/midpost', body => 'once');
+    my @seen = $be->requests;
+    $be->stop;
+    ok t_cmp(scalar(@seen), 1, 'the first member got the POST and died after its head');
+    ok t_cmp($r->{status}, 502, 'the POST is not sent again: 502');
+    ok t_cmp(wait_for(sub { error_log_since($mark) =~ /reading 100-byte body/ }, 5)
+             ? 'logged' : 'not logged', 'logged', 'the log names the cut body');
 }
