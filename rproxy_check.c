@@ -151,8 +151,13 @@ static const char *check_member(rproxy_group *g, rproxy_member_slot *m,
     b.host = apr_pstrdup(p, m->host);
     b.port = m->port;
     b.authority = apr_pstrdup(p, m->authority);
-    /* Its own key: never one of the requests' idle connections. */
-    b.key = apr_pstrcat(p, "check ", m->key, NULL);
+    /* Its own key: never one of the requests' idle connections.  An https
+     * member's also names the virtual host and the verification policy,
+     * as the requests' do: the TLS session a check keeps is resumed only
+     * under the same settings. */
+    b.key = apr_pstrcat(p, "check ",
+                        m->tls ? m->tls_keys[!!g->check_tls_verify] : m->key,
+                        NULL);
     b.stats = &check_figures;
     b.server = g->server;
     if (m->tls) {
