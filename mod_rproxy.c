@@ -156,31 +156,25 @@ static const char *unsendable_byte(const char *s)
 /* The https targets of this configuration, for check_config. */
 static apr_array_header_t *https_targets;
 
-/* Parses an http:// (or with allow_https, https://) URL for directive
- * `what`: into *u, its port into *port, *tls whether https; an error
- * message naming the directive and the value, or NULL.  with_path: a path
- * and query may follow the authority. */
+/* Parses an http:// or https:// URL for directive `what`: into *u, its
+ * port into *port, *tls whether https; an error message naming the
+ * directive and the value, or NULL.  with_path: a path and query may
+ * follow the authority. */
 static const char *parse_http_url(cmd_parms *cmd, const char *what,
                                   const char *url, int with_path,
-                                  int allow_https, apr_uri_t *u,
-                                  apr_port_t *port, int *tls)
+                                  apr_uri_t *u, apr_port_t *port, int *tls)
 {
     const char *bad;
     apr_int64_t p = 80;
     apr_status_t rv = apr_uri_parse(cmd->pool, url, u);
 
     *tls = rv == APR_SUCCESS && u->scheme && !strcasecmp(u->scheme, "https");
-    if (*tls && !allow_https) {
-        return apr_psprintf(cmd->pool, "%s: '%s': https members are not "
-                            "supported (yet); use http://", what, url);
-    }
     if (rv != APR_SUCCESS || !u->scheme
         || (strcasecmp(u->scheme, "http") && !*tls) || !u->hostname
         || !*u->hostname || u->user || u->password || u->fragment
         || (!with_path && ((u->path && strcmp(u->path, "/")) || u->query))) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not a URL of the form "
-                            "%s://host[:port]%s", what, url,
-                            allow_https ? "http[s]" : "http",
+                            "http[s]://host[:port]%s", what, url,
                             with_path ? "[/path][?query]" : "");
     }
     if (*tls) {
@@ -253,7 +247,7 @@ static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
         rproxy_backend *b = &t->backend;
         apr_ipsubnet_t *ip;
 
-        err = parse_http_url(cmd, "RProxyTarget", url, 1, 1, &u, &b->port,
+        err = parse_http_url(cmd, "RProxyTarget", url, 1, &u, &b->port,
                              &b->tls);
         if (err) {
             return err;
@@ -283,6 +277,7 @@ static const char *set_target(cmd_parms *cmd, void *dcv, const char *url)
     t->url = url;
     t->server = cmd->server;
     t->location = cmd->path;
+    t->tls_verify = &dc->tls_verify;
     rproxy_stats_register_target(t);
     dc->target = t;
 
@@ -553,14 +548,14 @@ static const char *value_of(const char *arg, const char *key)
     return !strncasecmp(arg, key, n) && arg[n] == '=' ? arg + n + 1 : NULL;
 }
 
-/* RProxyMember http://host[:port] [weight=N] [backup] [drain] */
+/* RProxyMember http[s]://host[:port] [weight=N] [backup] [drain] */
 static const char *set_member(cmd_parms *cmd, void *dcv, const char *args)
 {
     rproxy_group *g;
     rproxy_member_conf *mc;
     const char *err = in_group(cmd, &g), *url, *word;
     apr_uri_t u;
-    int tls;
+    apr_ipsubnet_t *ip;
     (void)dcv;
 
     if (err) {
@@ -569,13 +564,15 @@ static const char *set_member(cmd_parms *cmd, void *dcv, const char *args)
     url = ap_getword_conf(cmd->pool, &args);
     mc = apr_array_push(g->members);
     memset(mc, 0, sizeof(*mc));
-    err = parse_http_url(cmd, "RProxyMember", url, 0, 0, &u, &mc->port,
-                         &tls);
+    err = parse_http_url(cmd, "RProxyMember", url, 0, &u, &mc->port,
+                         &mc->tls);
     if (err) {
         return err;
     }
     mc->url = url;
     mc->host = u.hostname;
+    mc->host_is_ip = apr_ipsubnet_create(&ip, u.hostname, NULL,
+                                         cmd->temp_pool) == APR_SUCCESS;
     mc->authority = authority_of(cmd->pool, &u);
     mc->weight = 1;
     while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
@@ -916,7 +913,7 @@ static const command_rec rproxy_cmds[] = {
     AP_INIT_RAW_ARGS("<RProxyGroup", group_section, NULL, RSRC_CONF,
                      "A named group of backends: <RProxyGroup name>"),
     AP_INIT_RAW_ARGS("RProxyMember", set_member, NULL, RSRC_CONF,
-                     "A group member: http://host[:port] [weight=N] "
+                     "A group member: http[s]://host[:port] [weight=N] "
                      "[backup] [drain]"),
     AP_INIT_RAW_ARGS("RProxyBalance", set_balance, NULL, RSRC_CONF,
                      "How a group picks: p2c, round-robin, hash client-ip, "
@@ -965,6 +962,7 @@ static int connect_backend(rproxy_exchange *x)
     x->phase = "connecting";
     x->started = apr_time_now();
     x->connect_failed = 0;
+    x->connect_error = NULL;
     x->backend_status = 0;
     rv = rproxy_conn_open(&x->conn, x->backend,
                           x->dc->connect_timeout > 0 ? x->dc->connect_timeout
@@ -974,12 +972,15 @@ static int connect_backend(rproxy_exchange *x)
         x->conn = NULL;
         x->connect_failed = 1;
         if (x->backend->tls && APR_STATUS_IS_TIMEUP(rv) && !why) {
+            x->connect_error = "TLS handshake timed out";
             return rproxy_fail(x, HTTP_GATEWAY_TIME_OUT, rv, "TLS handshake "
                                "with %s timed out after %" APR_TIME_T_FMT
                                " s", x->backend->key,
                                apr_time_sec(x->timeout));
         }
         if (rv == RPROXY_TLS_FAILED) {
+            x->connect_error = apr_pstrcat(x->r->pool, "TLS handshake "
+                                           "refused: ", why, NULL);
             return rproxy_fail(x, HTTP_BAD_GATEWAY, 0, "TLS handshake with "
                                "%s refused: %s", x->backend->key, why);
         }
@@ -1120,6 +1121,17 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         backend.authority = m->authority;
         backend.key = m->key;
         backend.stats = &m->fig;
+        if (m->tls) {
+            const rproxy_member_conf *mc = &APR_ARRAY_IDX(
+                g->members, m->conf_index, rproxy_member_conf);
+            backend.tls = 1;
+            /* The connection goes to one address of the name; SNI and the
+             * certificate check are for the name, as the admin wrote it. */
+            backend.tls_name = mc->host;
+            backend.host_is_ip = mc->host_is_ip;
+            backend.tls_keys[0] = m->tls_keys[0];
+            backend.tls_keys[1] = m->tls_keys[1];
+        }
         x->backend = &backend;
         /* A new connection that dies before any response byte: its member
          * is likely down, and an idempotent request may go to another. */
@@ -1147,7 +1159,12 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
             || (status == RPROXY_STALE && (!x->conn_reused || x->got_bytes))
             || rproxy_group_ejects_on(g, x->backend_status)) {
             apr_atomic_inc64(&m->fig.errors);
-            rproxy_member_failed(g, m, x->connect_failed ? "connect failed"
+            /* A certificate that does not verify counts as a connect
+             * failure: the handshake comes before any byte of the request,
+             * so the request may go on to another member, and a member
+             * that keeps presenting it is ejected like an unreachable one. */
+            rproxy_member_failed(g, m, x->connect_error ? x->connect_error
+                                 : x->connect_failed ? "connect failed"
                                  : x->backend_status >= 500
                                  ? apr_psprintf(r->pool, "answered %d",
                                                 x->backend_status)
@@ -1175,7 +1192,8 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         retrying = !x->connect_failed;
         apr_atomic_inc64(&g->shared->retries);
         failed_key = m->key;
-        why = x->connect_failed ? "connect" : status == RPROXY_STALE
+        why = x->connect_error ? x->connect_error
+              : x->connect_failed ? "connect" : status == RPROXY_STALE
               ? (x->got_bytes ? "closed in the middle of its answer"
                               : "closed before answering")
               : "retried status";
@@ -1407,27 +1425,36 @@ static int proxy_engine_written(server_rec *s)
     return proxy_engine_in(ap_conftree) == 1;
 }
 
-/* An https RProxyTarget needs httpd's TLS module with proxy TLS on in its
- * virtual host: checked here so that apachectl configtest says so. */
+/* What server s lacks for https backends, or NULL. */
+static const char *tls_missing(server_rec *s, apr_pool_t *ptemp, int by_text)
+{
+    if (!ap_ssl_has_outgoing_handlers()) {
+        return "no TLS module is loaded (LoadModule ssl_module; on Debian "
+               "a2enmod ssl)";
+    }
+    if (!outgoing_tls_enabled(s, ptemp)
+        || (by_text && !proxy_engine_written(s))) {
+        return "proxy TLS is not enabled in its server or virtual host "
+               "(SSLProxyEngine on)";
+    }
+    return NULL;
+}
+
+/* An https RProxyTarget or RProxyMember needs httpd's TLS module with
+ * proxy TLS on in its virtual host (a member: its group's, whose SSLProxy*
+ * settings its connections take): checked here so that apachectl
+ * configtest says so. */
 static int check_https_targets(apr_pool_t *ptemp, server_rec *s,
                                int by_text)
 {
-    int i, ok = 1;
+    apr_array_header_t *groups = rproxy_groups_all(ptemp, s);
+    int i, j, ok = 1;
 
     for (i = 0; https_targets && i < https_targets->nelts; i++) {
         const rproxy_target *t =
             APR_ARRAY_IDX(https_targets, i, const rproxy_target *);
-        const char *missing = NULL;
+        const char *missing = tls_missing(t->server, ptemp, by_text);
 
-        if (!ap_ssl_has_outgoing_handlers()) {
-            missing = "no TLS module is loaded (LoadModule ssl_module; on "
-                      "Debian a2enmod ssl)";
-        }
-        else if (!outgoing_tls_enabled(t->server, ptemp)
-                 || (by_text && !proxy_engine_written(t->server))) {
-            missing = "proxy TLS is not enabled in its server or virtual "
-                      "host (SSLProxyEngine on)";
-        }
         if (missing) {
             ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
                          "RProxyTarget %s in <Location %s> of %s:%u: %s",
@@ -1438,7 +1465,57 @@ static int check_https_targets(apr_pool_t *ptemp, server_rec *s,
             ok = 0;
         }
     }
+    for (i = 0; i < groups->nelts; i++) {
+        const rproxy_group *g = APR_ARRAY_IDX(groups, i, rproxy_group *);
+        for (j = 0; j < g->members->nelts; j++) {
+            const rproxy_member_conf *mc =
+                &APR_ARRAY_IDX(g->members, j, rproxy_member_conf);
+            const char *missing = mc->tls ? tls_missing(g->server, ptemp,
+                                                        by_text) : NULL;
+            if (missing) {
+                ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_EMERG, 0, s,
+                             "RProxyMember %s in <RProxyGroup %s> of %s:%u: "
+                             "%s", mc->url, g->name,
+                             g->server->server_hostname
+                             ? g->server->server_hostname
+                             : "the main server", g->server->port, missing);
+                ok = 0;
+            }
+        }
+    }
     return ok;
+}
+
+/* Whether the health checks of group g verify its https members: unless
+ * every location proxying to it turns verification off (in its own
+ * section, or for its whole server), as its requests do.  A location
+ * that inherits Off from an enclosing <Location> is taken as On: the
+ * checks are then stricter than its requests, never laxer. */
+static void set_check_verify(const apr_array_header_t *targets)
+{
+    int i, pass;
+
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0; i < targets->nelts; i++) {
+            const rproxy_target *t =
+                APR_ARRAY_IDX(targets, i, const rproxy_target *);
+            const rproxy_dir_conf *sdc;
+            int verify;
+            if (!t->group) {
+                continue;
+            }
+            if (pass == 0) {
+                t->group->check_tls_verify = 0;
+                continue;
+            }
+            sdc = ap_get_module_config(t->server->lookup_defaults,
+                                       &rproxy_module);
+            verify = *t->tls_verify != -1 ? *t->tls_verify : sdc->tls_verify;
+            if (verify != 0) {
+                t->group->check_tls_verify = 1;
+            }
+        }
+    }
 }
 
 static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -1469,6 +1546,7 @@ static int rproxy_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             return !OK;
         }
     }
+    set_check_verify(targets);
     {
         const ap_directive_t *bad = control_without_require(ap_conftree);
         if (bad) {

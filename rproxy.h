@@ -41,7 +41,10 @@ typedef struct {
     struct rproxy_target_slot *stats; /* its shared counters (and health) */
     server_rec *server;       /* whose TLS settings (SSLProxy*) apply */
     int tls;                  /* https:// */
-    int host_is_ip;           /* host is an IPv4 or IPv6 literal */
+    const char *tls_name;     /* https: the name SNI and the certificate
+                               * check use, when host is one of its
+                               * addresses (a group member); NULL: host */
+    int host_is_ip;           /* that name is an IPv4 or IPv6 literal */
     const char *tls_keys[2];  /* https: the idle-set keys with verification
                                * off [0] and on [1]: TLS connections are kept
                                * apart per virtual host (its SSLProxy*
@@ -60,6 +63,8 @@ typedef struct {
     server_rec *server;       /* where it was configured, for its name */
     const char *location;     /* the section it is in, for its name */
     struct rproxy_target_slot *stats; /* its shared counters */
+    const int *tls_verify;    /* its section's RProxyTLSVerify (-1 unset),
+                               * read at check_config for group checks */
 } rproxy_target;
 
 typedef struct {
@@ -141,6 +146,7 @@ typedef struct {
     int body_started;           /* client body reading began: no retry */
     int expect_continue;        /* the backend is asked for a 100 */
     int connect_failed;         /* this attempt got no connection */
+    const char *connect_error;  /* ... and why, for the member's health */
     int conn_reused;            /* its connection was a kept-alive one */
     int replay_fresh;           /* RPROXY_STALE for a new connection too:
                                  * a group has other members to try */
@@ -274,8 +280,13 @@ typedef struct rproxy_member_slot {
                                  * the member as written and its address */
     char host[64];              /* the address connected to */
     char authority[128];        /* the default Host: host[:port] as written */
-    char key[80];               /* address:port, for the idle connections */
+    char key[80];               /* address:port, for the idle connections;
+                                 * https://address:port for an https one,
+                                 * so the two never share a name */
+    char tls_keys[2][128];      /* https: the idle-set keys, verification
+                                 * off [0] and on [1], as rproxy_backend's */
     apr_port_t port;
+    int tls;                    /* https:// */
     int weight, backup, conf_index;
     apr_interval_time_t group_slow_start;
     volatile apr_uint32_t health;       /* RPROXY_MEMBER_* */
@@ -304,6 +315,9 @@ typedef struct {
     const char *host;           /* its name */
     apr_port_t port;
     const char *authority;
+    int tls;                    /* https://: SNI and the certificate check
+                                 * use host, whichever address is used */
+    int host_is_ip;             /* host is an address literal */
     int weight, backup, drain;
     apr_array_header_t *addrs;  /* its addresses, at post_config */
 } rproxy_member_conf;
@@ -324,6 +338,8 @@ typedef struct rproxy_group {
     const char *check_method, *check_path;
     apr_interval_time_t check_interval, check_timeout;
     int check_rise, check_fall, check_status_lo, check_status_hi;
+    int check_tls_verify;               /* https members' checks verify
+                                         * (set at check_config) */
     /* shared */
     rproxy_member_slot **slots;
     int n_slots;
@@ -437,7 +453,8 @@ void rproxy_tls_keep_session(rproxy_tls *t);
 
 apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s);
 /* An idle connection to b or a new one (https: handshake done, within
- * timeout, checked unless tls_verify is 0); on failure *why may say why. */
+ * timeout, checked unless tls_verify is 0); on failure *why may say why.
+ * r NULL (a health check): the server's TLS settings, not a location's. */
 apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *b,
                               apr_interval_time_t connect_timeout,
                               apr_interval_time_t timeout, int tls_verify,

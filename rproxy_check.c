@@ -13,7 +13,11 @@
  * proxied request (rproxy_conn_open(), rproxy_send_all(), the response
  * parser): "METHOD PATH HTTP/1.1", Host as a request to the member would
  * have it, Connection: close.  It passes when the status line comes within
- * the check's timeout and its status is in the expected range.  A group's
+ * the check's timeout and its status is in the expected range.  An https
+ * member is checked over TLS as its requests go (SNI and certificate name:
+ * the member's name), with no request: its group's server's SSLProxy*
+ * settings, verified unless all its locations say RProxyTLSVerify off
+ * (mod_rproxy.c works that out at check_config).  A group's
  * members are checked one after another, so a member that times out
  * delays the next ones by up to the timeout.
  *
@@ -147,12 +151,33 @@ static const char *check_member(rproxy_group *g, rproxy_member_slot *m,
     b.host = apr_pstrdup(p, m->host);
     b.port = m->port;
     b.authority = apr_pstrdup(p, m->authority);
-    /* Its own key: never one of the requests' idle connections. */
-    b.key = apr_pstrcat(p, "check ", m->key, NULL);
+    /* Its own key: never one of the requests' idle connections.  An https
+     * member's also names the virtual host and the verification policy,
+     * as the requests' do: the TLS session a check keeps is resumed only
+     * under the same settings. */
+    b.key = apr_pstrcat(p, "check ",
+                        m->tls ? m->tls_keys[!!g->check_tls_verify] : m->key,
+                        NULL);
     b.stats = &check_figures;
     b.server = g->server;
-    rv = rproxy_conn_open(&c, &b, g->check_timeout, g->check_timeout, 1,
-                          NULL, &why);
+    if (m->tls) {
+        const rproxy_member_conf *mc =
+            &APR_ARRAY_IDX(g->members, m->conf_index, rproxy_member_conf);
+        /* As a request to the member: SNI and the certificate check for
+         * the name, with the group's SSLProxy* settings (no location: its
+         * server's), verified as its locations verify. */
+        b.tls = 1;
+        b.tls_name = mc->host;
+        b.host_is_ip = mc->host_is_ip;
+    }
+    rv = rproxy_conn_open(&c, &b, g->check_timeout, g->check_timeout,
+                          g->check_tls_verify, NULL, &why);
+    if (rv == RPROXY_TLS_FAILED) {
+        return apr_psprintf(p, "TLS handshake refused: %s", why);
+    }
+    if (rv != APR_SUCCESS && b.tls && APR_STATUS_IS_TIMEUP(rv) && !why) {
+        return "TLS handshake timed out";
+    }
     if (rv != APR_SUCCESS) {
         char err[120];
         return apr_psprintf(p, "connect: %s",

@@ -214,13 +214,15 @@ static apr_status_t raw_blocking(rproxy_conn *c)
 }
 
 /* Makes c an https connection: a backend conn_rec on its socket, bound to
- * httpd's TLS module with r's configuration, then the handshake, within
- * timeout.  APR_SUCCESS, APR_TIMEUP, or RPROXY_TLS_FAILED with *why. */
+ * httpd's TLS module with r's configuration (r NULL, a health check: the
+ * server's), then the handshake, within timeout.  APR_SUCCESS, APR_TIMEUP,
+ * or RPROXY_TLS_FAILED with *why. */
 static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
                               apr_interval_time_t timeout, int verify,
                               request_rec *r, const char **why)
 {
     apr_bucket_alloc_t *ba = apr_bucket_alloc_create(c->pool);
+    const char *name = t->tls_name ? t->tls_name : t->host;
     apr_time_t began;
     apr_status_t rv;
     conn_rec *bc;
@@ -233,8 +235,8 @@ static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
     }
     c->c = bc;
     c->bb = apr_brigade_create(c->pool, ba);
-    c->tls = rproxy_tls_attach(bc, t->host, c->key, verify);
-    if (ap_ssl_bind_outgoing(bc, r->per_dir_config, 1) != OK) {
+    c->tls = rproxy_tls_attach(bc, name, c->key, verify);
+    if (ap_ssl_bind_outgoing(bc, r ? r->per_dir_config : NULL, 1) != OK) {
         *why = "httpd's TLS module refused the connection (is SSLProxyEngine "
                "on in this virtual host?)";
         return RPROXY_TLS_FAILED;
@@ -244,7 +246,7 @@ static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
      * SNI then (RFC 6066), and mod_ssl's check knows no IP addresses
      * (rproxy_tls.c checks those). */
     if (!t->host_is_ip) {
-        apr_table_setn(bc->notes, "proxy-request-hostname", t->host);
+        apr_table_setn(bc->notes, "proxy-request-hostname", name);
     }
     apr_table_setn(bc->notes, "proxy-request-alpn-protos", "http/1.1");
     rc = ap_run_pre_connection(bc, c->sock);
@@ -291,16 +293,18 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *t,
             if (c->c) {
                 /* mod_ssl keeps a pointer to the configuration it was
                  * bound with: this request's, from now on. */
-                ap_ssl_bind_outgoing(c->c, r->per_dir_config, 1);
+                ap_ssl_bind_outgoing(c->c, r ? r->per_dir_config : NULL, 1);
             }
             RPROXY_COUNT_FOR(t, backend_reuses);
             apr_atomic_inc32(&rproxy_stats->active_connections);
             *out = c;
             return APR_SUCCESS;
         }
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "rproxy: idle connection to %s was closed by the "
-                      "backend; discarding it", t->key);
+        if (r) {    /* health checks (r NULL) never keep one idle */
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                          "rproxy: idle connection to %s was closed by the "
+                          "backend; discarding it", t->key);
+        }
         conn_close(c);
     }
     rv = conn_connect(&c, t, key, connect_timeout);

@@ -76,6 +76,7 @@ rproxy_group *rproxy_group_make(apr_pool_t *p, const char *name,
     g->slow_start = apr_time_from_sec(30);
     g->max_tries = 3;
     g->resolve_interval = apr_time_from_sec(30);
+    g->check_tls_verify = 1;
     return g;
 }
 
@@ -101,9 +102,21 @@ static void member_address(rproxy_member_slot *m, const rproxy_group *g,
     int v6 = ap_strchr_c(ip, ':') != NULL;
     apr_cpystrn(m->host, ip, sizeof(m->host));
     m->port = mc->port;
+    m->tls = mc->tls;
     apr_cpystrn(m->authority, mc->authority, sizeof(m->authority));
-    apr_snprintf(m->key, sizeof(m->key), "%s%s%s:%u", v6 ? "[" : "", ip,
-                 v6 ? "]" : "", mc->port);
+    apr_snprintf(m->key, sizeof(m->key), "%s%s%s%s:%u",
+                 mc->tls ? "https://" : "", v6 ? "[" : "", ip, v6 ? "]" : "",
+                 mc->port);
+    if (mc->tls) {
+        /* Built here, once per address, not per request.  As a single
+         * target's: kept apart per virtual host (its SSLProxy* settings;
+         * the same pointer in every child, forked from one configuration)
+         * and per verification policy. */
+        apr_snprintf(m->tls_keys[0], sizeof(m->tls_keys[0]), "%s/%pp/noverify",
+                     m->key, (void *)g->server);
+        apr_snprintf(m->tls_keys[1], sizeof(m->tls_keys[1]), "%s/%pp",
+                     m->key, (void *)g->server);
+    }
     m->weight = mc->weight;
     m->backup = mc->backup;
     m->conf_index = (int)(mc - (const rproxy_member_conf *)g->members->elts);

@@ -32,6 +32,8 @@ my @cases = (
     [ "RProxyTarget \"http://127.0.0.1:1/a\x7fb/\"", qr/RProxyTarget.*0x7F/ ],
     [ "RProxyTarget \"http://127.0.0.1:1/caf\xc3\xa9/\"", qr/RProxyTarget.*0xC3.*%C3/ ],
     [ 'RProxyTarget https://127.0.0.1:1/', qr/RProxyTarget https:\/\/127\.0\.0\.1:1\/ in <Location \/x\/>.*: no TLS module is loaded/ ],
+    [ "<RProxyGroup g>\n    RProxyMember https://127.0.0.1:1\n</RProxyGroup>",
+      qr/RProxyMember https:\/\/127\.0\.0\.1:1 in <RProxyGroup g> of .*: no TLS module is loaded/, 1 ],
     [ 'RProxyBufferSize 10',             qr/RProxyBufferSize.*'10'/, 1 ],
     [ 'RProxyBufferSize lots',           qr/RProxyBufferSize.*'lots'/, 1 ],
     [ 'RProxyFlushInterval -2',          qr/RProxyFlushInterval.*'-2'/ ],
@@ -53,7 +55,7 @@ my @cases = (
     [ 'RProxyAllowUnderscoresInHeaders yes', qr/RProxyAllowUnderscoresInHeaders.*'yes'/ ],
 );
 
-plan tests => 2 * @cases + 11;
+plan tests => 2 * @cases + 14;
 
 my $dir = tempdir(CLEANUP => 1);
 
@@ -141,4 +143,13 @@ for my $url ('http://127.0.0.1:65535/', 'http://127.0.0.1:1/caf%C3%A9/') {
         . "<Location \"/v/\">\nSetHandler rproxy\nRProxyTarget \"https://127.0.0.1:1/\"\n"
         . "</Location>\n</VirtualHost>", '');
     ok t_cmp($rc, 0, 'and in a virtual host, with it there') or diag $out;
+    # An https group member: the group's server or virtual host needs it.
+    my $group = "<RProxyGroup g>\nRProxyMember http://127.0.0.1:1\n"
+        . "RProxyMember https://127.0.0.1:2 weight=2\n</RProxyGroup>";
+    ($rc, $out) = check_config("$ssl\n$group", 'RProxyTarget "group://g/"');
+    ok t_cmp($rc != 0 ? 1 : 0, 1, 'an https member without SSLProxyEngine fails configtest');
+    ok t_cmp($out, qr{RProxyMember https://127\.0\.0\.1:2 in <RProxyGroup g> of .*SSLProxyEngine on},
+             'naming the directive, the member and SSLProxyEngine') or diag $out;
+    ($rc, $out) = check_config("$ssl\nSSLProxyEngine on\n$group", 'RProxyTarget "group://g/"');
+    ok t_cmp($rc, 0, 'with SSLProxyEngine on it passes') or diag $out;
 }

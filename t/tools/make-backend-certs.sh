@@ -1,8 +1,9 @@
 #!/bin/sh
 # Certificates for the TLS backends of t/tls_backend.t, made by t/TEST.PL
 # once per checkout into DIR: a CA and, signed by it, good.pem (localhost
-# and 127.0.0.1), wrongname.pem (other.example), expired.pem (2020), and
-# client.pem (mod_rproxy's own, for SSLProxyMachineCertificateFile); a
+# and 127.0.0.1), wrongname.pem (other.example), expired.pem (2020),
+# members.pem (rproxy-multi.test only, not its addresses: t/tls_group.t)
+# and client.pem (mod_rproxy's own, for SSLProxyMachineCertificateFile); a
 # second CA's untrusted.pem; and a self-signed selfsigned.pem (localhost).
 set -e
 dir=$1
@@ -30,6 +31,7 @@ ca ca
 ca otherca
 leaf good ca "DNS:localhost,IP:127.0.0.1"
 leaf wrongname ca "DNS:other.example"
+leaf members ca "DNS:rproxy-multi.test"
 leaf untrusted otherca "DNS:localhost,IP:127.0.0.1"
 leaf client ca "DNS:rproxy-client"
 cat client.pem client.key > client-bundle.pem

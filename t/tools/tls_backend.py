@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """A TLS backend for t/tls_backend.t: HTTP/1.1 with keep-alive, or
-WebSocket echo, on 127.0.0.1:PORT with the certificate it is given.
+WebSocket echo, on 127.0.0.1:PORT (or --addr) with the certificate it is
+given.
 
   tls_backend.py PORT CERT KEY [--client-ca CA] [--ws] [--stats FILE]
+                 [--addr ADDR]
 
 HTTP paths: /g?gen=N[&chunked=1][&trailer=1][&delay=S] sends N bytes of the suite's
 pattern (byte i is i % 251); POST /echo sends the body back; /cut?gen=N&at=M
 announces N bytes, sends M and closes without close_notify; /peer names the
-client certificate's subject.  After every handshake it rewrites FILE with
+client certificate's subject; /who names the address and port it was
+reached on and the SNI of that connection (t/tls_group.t).  After every handshake it rewrites FILE with
 {"handshakes": n, "resumed": m}.  Prints "ready" once listening.
 """
 import argparse
@@ -37,6 +40,7 @@ ap.add_argument("key")
 ap.add_argument("--client-ca")
 ap.add_argument("--ws", action="store_true")
 ap.add_argument("--stats")
+ap.add_argument("--addr", default="127.0.0.1")
 args = ap.parse_args()
 
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -64,6 +68,10 @@ def count(s):
 
 def sni_cb(s, name, c):
     stats["sni"].append(name)
+    conn_sni[id(s)] = name or ""
+
+
+conn_sni = {}
 
 
 ctx.sni_callback = sni_cb
@@ -127,6 +135,11 @@ def serve(conn):
                     subj = ",".join("%s=%s" % x[0] for x in peer["subject"])
                 out = ("peer: %s\nsni: %s\n" % (subj, stats["sni"][-1] if stats["sni"] else "")).encode()
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(out) + out)
+            elif u.path.endswith("/who"):
+                out = ("addr: %s\nport: %d\nsni: %s\n" % (
+                    conn.getsockname()[0], conn.getsockname()[1],
+                    conn_sni.get(id(conn), ""))).encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(out) + out)
             elif u.path.endswith("/cut"):
                 n, at = int(q["gen"]), int(q["at"])
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern(at))
@@ -155,6 +168,7 @@ def serve(conn):
     except (OSError, ValueError, KeyError):
         pass
     finally:
+        conn_sni.pop(id(conn), None)
         try:
             conn.close()
         except OSError:
@@ -164,7 +178,7 @@ def serve(conn):
 def run_http():
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    ls.bind(("127.0.0.1", args.port))
+    ls.bind((args.addr, args.port))
     ls.listen(64)
     print("ready", flush=True)
     while True:
@@ -182,7 +196,7 @@ def run_ws():
             await ws.send(m)
 
     async def main():
-        async with ws_serve(echo, "127.0.0.1", args.port, ssl=ctx,
+        async with ws_serve(echo, args.addr, args.port, ssl=ctx,
                             max_size=None):
             print("ready", flush=True)
             await asyncio.Future()
