@@ -1,11 +1,14 @@
 package RProxyOwn;
 # A test's own httpd (the test server's MPM and modules, several children)
 # and small forked backends it controls, for tests that need a server
-# configured for them alone: t/checks.t, t/resolve.t.
+# configured for them alone: t/checks.t, t/resolve.t, t/group_shared.t.
 #
 #   my $h = RProxyOwn->new(conf => $text);   # writes httpd.conf, starts it
+#   my $h = RProxyOwn->new(conf => $text, mpm => 'prefork'); # that MPM
 #   $h->get('/path');                        # raw response, Connection: close
+#   $h->post('/path', $form);                # the same, a form POST
 #   $h->log_since($mark); $h->log_mark;      # its error log
+#   $h->child_pids; $h->graceful;            # its children; a restart
 #   my $be = RProxyOwn::backend(addr => '127.0.0.1', port => $p,
 #                               dir => $dir); # see backend() below
 use strict;
@@ -46,7 +49,8 @@ sub mpm_line {
 }
 
 # new(conf => TEXT): TEXT goes after the server's own lines (modules, the
-# listener on $h->{port}, logs, 3-4 children).
+# listener on $h->{port}, logs, 3-4 children).  mpm => NAME: that MPM
+# (from the test server's module directory) rather than the suite's.
 sub new {
     my ($class, %opt) = @_;
     my $t = Apache::Test::vars('t_dir');
@@ -55,6 +59,12 @@ sub new {
         map { /^\s*LoadModule\s+(\w+)\s+"?([^"\s]+)/ ? ($1 => $2) : () } <$fh>;
     };
     my ($mpm) = grep { /^mpm_/ } keys %mod;
+    if ($opt{mpm} && $mpm ne "mpm_$opt{mpm}_module") {
+        (my $so = $mod{$mpm}) =~ s{[^/]*$}{mod_mpm_$opt{mpm}.so};
+        delete $mod{$mpm};
+        $mpm = "mpm_$opt{mpm}_module";
+        $mod{$mpm} = $so;
+    }
     my $dir = tempdir(CLEANUP => 1);
     chmod 0755, $dir;
     my $self = bless { dir => $dir, port => free_port(), t => $t,
@@ -96,10 +106,7 @@ KeepAlive Off
 $opt{conf}
 EOC
     close $fh;
-    system($self->{httpd}, '-f', "$dir/httpd.conf", '-k', 'start') == 0
-        or die "cannot start httpd";
-    wait_until(sub { $self->pid && $self->get('/rproxy-status') =~ m{^HTTP/1\.1 200} }, 15)
-        or die "the test's httpd did not come up:\n" . $self->log_since(0);
+    $self->start;
     return $self;
 }
 
@@ -120,6 +127,38 @@ sub get {
     return <$s> // '';
 }
 
+sub post {
+    my ($self, $path, $form) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}",
+                                  Timeout => 10) or return '';
+    print $s "POST $path HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        . "Content-Type: application/x-www-form-urlencoded\r\n"
+        . "Content-Length: " . length($form) . "\r\n\r\n$form";
+    local $/;
+    return <$s> // '';
+}
+
+# A graceful restart (-k graceful), waited for: a new generation's
+# "resuming normal operations" line and a status page answered.
+sub graceful {
+    my $self = shift;
+    my $gens = sub { scalar(() = $self->log_since(0) =~ /resuming normal operations/g) };
+    my $before = $gens->();
+    system($self->{httpd}, '-f', "$self->{dir}/httpd.conf", '-k', 'graceful') == 0
+        or die "graceful failed";
+    wait_until(sub { $gens->() > $before && $self->get('/rproxy-status') =~ m{^HTTP/1\.1 200} }, 30)
+        or die "no new generation after graceful:\n" . $self->log_since(0);
+}
+
+# Starts the server again after stop().
+sub start {
+    my $self = shift;
+    system($self->{httpd}, '-f', "$self->{dir}/httpd.conf", '-k', 'start') == 0
+        or die "cannot start httpd";
+    wait_until(sub { $self->pid && $self->get('/rproxy-status') =~ m{^HTTP/1\.1 200} }, 15)
+        or die "the test's httpd did not come up:\n" . $self->log_since(0);
+}
+
 sub log_mark { -s "$_[0]{dir}/error_log" || 0 }
 
 sub log_since {
@@ -131,16 +170,19 @@ sub log_since {
 }
 
 # How many children the server has now (processes whose parent is it).
-sub children {
+sub children { scalar $_[0]->child_pids }
+
+# Their pids.
+sub child_pids {
     my $self = shift;
-    my $pid = $self->pid or return 0;
-    my $n = 0;
+    my $pid = $self->pid or return ();
+    my @kids;
     for my $stat (glob '/proc/[0-9]*/stat') {
         open my $fh, '<', $stat or next;
         my $line = <$fh> // next;
-        $n++ if $line =~ /^\d+ \(.*\) \S (\d+) / && $1 == $pid;
+        push @kids, $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $pid;
     }
-    return $n;
+    return @kids;
 }
 
 sub stop {
