@@ -274,7 +274,7 @@ typedef struct rproxy_member_slot {
     int weight, backup, conf_index;
     apr_interval_time_t group_slow_start;
     volatile apr_uint32_t health;       /* RPROXY_MEMBER_* */
-    volatile apr_uint32_t admin_drain;  /* drained by the admin */
+    volatile apr_uint32_t admin_drain;  /* drained: 0, or RPROXY_DRAIN_* */
     volatile apr_uint32_t fails;        /* failures in a row */
     volatile apr_uint32_t ejections;
     volatile apr_uint32_t check_run;    /* active checks: passes or fails
@@ -284,6 +284,11 @@ typedef struct rproxy_member_slot {
     volatile apr_uint64_t ejected_until, back_since;   /* apr_time_t */
     volatile apr_uint64_t failures;
 } rproxy_member_slot;
+
+/* Who drained a member: the admin at run time (kept by a restart of the
+ * running server), or its RProxyMember "drain" (applied at each). */
+#define RPROXY_DRAIN_ADMIN 1
+#define RPROXY_DRAIN_CONF 2
 
 /* A group's own shared state. */
 typedef struct {

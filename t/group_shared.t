@@ -1,7 +1,9 @@
 # A group's member state is the whole server's, on every child's status
 # page: a member killed under load shows ejected in the JSON of every
 # child (prefork, several children), then back in slow start with its
-# effective weight ramping up.  Its own httpd
+# effective weight ramping up; a run-time drain survives a graceful
+# restart (and a member configured "drain" is drained whatever the admin
+# did), while a stop and start goes by the configuration.  Its own httpd
 # (prefork, whatever the suite's MPM: one connection per child process
 # makes "every child" checkable) in front of backends it kills
 # (t/tools/count_backend.pl).
@@ -18,7 +20,7 @@ use IO::Select;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-plan tests => 10;
+plan tests => 18;
 
 my $t = Apache::Test::vars('t_dir');
 my $script = "$t/tools/count_backend.pl";
@@ -295,4 +297,54 @@ sub load_stop {
     ok t_cmp($bad, 0, 'every child showed the same ramp: no round below an earlier one');
     ok t_cmp($full ? 1 : 0, 1, 'then up at its full weight');
     ok t_cmp($states{ejected} // 0, 0, 'and no child showed it ejected any more');
+}
+
+# ---- a run-time drain survives a graceful restart ----
+sub nonce {
+    my ($body) = $h->get('/rproxy-control?format=json') =~ /\r\n\r\n(.*)\z/s;
+    my $j = eval { decode_json($body // '') } || {};
+    return $j->{control}{nonce} // '';
+}
+sub control {
+    my ($action, $g, $name) = @_;
+    my $r = $h->post('/rproxy-control', "action=$action&group=$g&member=127.0.0.1:$bp{$name}&nonce=" . nonce());
+    return $r =~ m{^HTTP/1\.1 (\d+)} ? $1 : 0;
+}
+# Requests to a group, one at a time: how many reached b2.
+sub hits_b2 {
+    my ($path, $n) = @_;
+    my $before = backend_hits('b2');
+    $h->get($path) for 1 .. $n;
+    return backend_hits('b2') - $before;
+}
+{
+    ok t_cmp(control(drain => 'dr', 'b2'), 200, 'drained b2 in group dr by POST with the nonce');
+    $h->graceful;
+    my ($seen, $all) = every_child('dr', 'b2');
+    my @states = map { @$_ } values %$seen;
+    t_debug('after graceful: ' . describe($seen));
+    ok t_cmp($all && join(',', sort { $a cmp $b } keys %{{ map { $_ => 1 } @states }}) eq 'draining' ? 1 : 0, 1,
+             'after a graceful restart every child shows it still draining ('
+             . scalar(keys %$seen) . ' children)');
+    ok t_cmp(hits_b2('/dr/x', 20), 0, 'and no request goes to it');
+    ok t_cmp(control(enable => 'dr', 'b2'), 200, 'enabled again with the new nonce');
+    ok t_cmp(hits_b2('/dr/x', 40) > 0 ? 1 : 0, 1, 'and it gets requests again');
+
+    # A member the configuration drains: enabled at run time, drained again
+    # by the graceful restart.
+    ok t_cmp(control(enable => 'cd', 'b2'), 200, 'a member configured "drain" enabled at run time');
+    $h->graceful;
+    ($seen) = every_child('cd', 'b2', 5);
+    t_debug('configured drain after graceful: ' . describe($seen));
+    ok t_cmp(join(',', sort { $a cmp $b } keys %{{ map { $_ => 1 } map { @$_ } values %$seen }}), 'draining',
+             'is drained again after a graceful restart (its configuration says so)');
+
+    # A stop and start goes by the configuration alone.
+    control(drain => 'dr', 'b2');
+    $h->stop;
+    $h->start;
+    ($seen) = every_child('dr', 'b2', 5);
+    t_debug('after stop and start: ' . describe($seen));
+    ok t_cmp(join(',', sort { $a cmp $b } keys %{{ map { $_ => 1 } map { @$_ } values %$seen }}), 'up',
+             'a run-time drain does not outlive a stop and start');
 }
