@@ -49,11 +49,32 @@ sub mpm_line {
 }
 
 # new(conf => TEXT): TEXT goes after the server's own lines (modules, the
-# listener on $h->{port}, logs, 3-4 children).  mpm => NAME: that MPM
-# (from the test server's module directory) rather than the suite's.
+# listener on $h->{port}, logs, 3-4 children), then the server starts.
+# Options: mpm => NAME, that MPM (from the test server's module directory)
+# rather than the suite's; port => P, listen there (one the caller holds
+# back from its backends) rather than on a free port of its own;
+# threads => N per child, 2 unless given (MinSpareThreads 3 N,
+# MaxSpareThreads and MaxRequestWorkers 6 N); modules => [NAME, ...], more
+# of the test server's modules to load (status_module, say).
 sub new {
     my ($class, %opt) = @_;
     my $t = Apache::Test::vars('t_dir');
+    my $dir = tempdir(CLEANUP => 1);
+    chmod 0755, $dir;
+    my $self = bless { dir => $dir, port => $opt{port} || free_port(), t => $t,
+                       httpd => Apache::Test::vars('httpd'), opt => \%opt,
+                       owner => $$ }, $class;
+    $self->configure(conf => $opt{conf});
+    $self->start;
+    return $self;
+}
+
+# Writes httpd.conf anew with this TEXT after the server's own lines (the
+# same options as new()); a graceful restart or a start reads it.
+sub configure {
+    my ($self, %c) = @_;
+    my %opt = %{ $self->{opt} };
+    my ($t, $dir) = @$self{qw(t dir)};
     my %mod = do {
         open my $fh, '<', "$t/conf/httpd.conf" or die $!;
         map { /^\s*LoadModule\s+(\w+)\s+"?([^"\s]+)/ ? ($1 => $2) : () } <$fh>;
@@ -65,10 +86,9 @@ sub new {
         $mpm = "mpm_$opt{mpm}_module";
         $mod{$mpm} = $so;
     }
-    my $dir = tempdir(CLEANUP => 1);
-    chmod 0755, $dir;
-    my $self = bless { dir => $dir, port => free_port(), t => $t,
-                       httpd => Apache::Test::vars('httpd') }, $class;
+    my $more = join '', map { "LoadModule $_ \"$mod{$_}\"\n" } @{ $opt{modules} || [] };
+    my $threads = $opt{threads} || 2;
+    my ($min, $max) = (3 * $threads, 6 * $threads);
     my $user = $> == 0 ? "User nobody\nGroup nogroup" : '';
     open my $fh, '>', "$dir/httpd.conf" or die $!;
     print $fh <<"EOC";
@@ -80,7 +100,7 @@ Listen 127.0.0.1:$self->{port}
 LoadModule $mpm "$mod{$mpm}"
 LoadModule authz_core_module "$mod{authz_core_module}"
 LoadModule slotmem_shm_module "$mod{slotmem_shm_module}"
-LoadModule rproxy_module "$t/../.libs/mod_rproxy.so"
+${more}LoadModule rproxy_module "$t/../.libs/mod_rproxy.so"
 $user
 ErrorLog "$dir/error_log"
 LogLevel info
@@ -95,19 +115,17 @@ KeepAlive Off
 <IfModule !mpm_prefork_module>
     StartServers 3
     ServerLimit 6
-    ThreadsPerChild 2
-    MinSpareThreads 6
-    MaxSpareThreads 12
-    MaxRequestWorkers 12
+    ThreadsPerChild $threads
+    MinSpareThreads $min
+    MaxSpareThreads $max
+    MaxRequestWorkers $max
 </IfModule>
 <Location "/rproxy-status">
     SetHandler rproxy-status
 </Location>
-$opt{conf}
+$c{conf}
 EOC
     close $fh;
-    $self->start;
-    return $self;
 }
 
 sub pid {
@@ -193,7 +211,8 @@ sub stop {
     unlink "$self->{dir}/httpd.pid";
 }
 
-sub DESTROY { $_[0]->stop }
+# (Not in a forked client of the test's: only the process that started it.)
+sub DESTROY { $_[0]->stop if $$ == ($_[0]{owner} // 0) }
 
 # backend(addr => A, port => P, dir => D): a forked HTTP server on A:P.
 # Every request appends "TIME PATH" to D/requests.A; it answers with the
