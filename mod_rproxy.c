@@ -940,17 +940,24 @@ static const command_rec rproxy_cmds[] = {
 
 /* ---- the handler ---- */
 
-/* A request that may be sent twice (RFC 9110 9.2.2): a reused connection
- * that dies before answering gets it again on a fresh one. */
-static int is_idempotent(request_rec *r)
+/* The methods RFC 9110 9.2.2 says are idempotent (HEAD is a GET with
+ * header_only). */
+static int idempotent_method(const request_rec *r)
 {
     switch (r->method_number) {
     case M_GET: case M_PUT: case M_DELETE: case M_OPTIONS: case M_TRACE:
         return 1;
     default:
-        return r->header_only
-               || apr_table_get(r->headers_in, "Idempotency-Key") != NULL;
+        return r->header_only;
     }
+}
+
+/* A request that may be sent twice (RFC 9110 9.2.2): a reused connection
+ * that dies before answering gets it again on a fresh one. */
+static int is_idempotent(request_rec *r)
+{
+    return idempotent_method(r)
+           || apr_table_get(r->headers_in, "Idempotency-Key") != NULL;
 }
 
 /* Phase one: a connection to the backend, kept alive or new. */
@@ -1049,12 +1056,26 @@ static int attempt(rproxy_exchange *x)
     return status;
 }
 
-/* RProxyRetryOnStatus applies to a request that may be sent twice and
- * has no body to read again. */
+/* RProxyRetryOnStatus applies to a request whose method is idempotent
+ * (a POST or PATCH never: a member answered, and an Idempotency-Key
+ * vouches for replays of what may not have arrived, not for this) and
+ * whose body, if it has one, is held whole: the client's bytes can be
+ * read only once. */
 static int may_retry_on_status(const rproxy_exchange *x)
 {
     return x->dc->retry_statuses && x->dc->retry_statuses->nelts
-           && x->idempotent && x->framing == RPROXY_BODY_NONE;
+           && idempotent_method(x->r)
+           && (x->framing == RPROXY_BODY_NONE || x->held_whole);
+}
+
+/* Whether to read a body ahead so that another member can get it too.
+ * Not under Expect: 100-continue: the client waits for a backend's word
+ * before sending it. */
+static int may_hold_body(const rproxy_exchange *x)
+{
+    return x->dc->retry_statuses && x->dc->retry_statuses->nelts
+           && idempotent_method(x->r) && x->framing != RPROXY_BODY_NONE
+           && !x->expect_continue;
 }
 
 /* Seconds until the first ejected member comes back, for Retry-After. */
@@ -1243,7 +1264,15 @@ static int proxy_request(request_rec *r, const rproxy_dir_conf *dc,
 
     rproxy_buf_get(&x.buf, r, dc, x.sc);
     if (dc->target->group) {
-        status = try_members(&x, dc->target->group);
+        /* A body that fits one more buffer of the location's pool is kept
+         * there, for a retry on status; a longer one streams as usual. */
+        if (may_hold_body(&x)) {
+            rproxy_buf_get(&x.held, r, dc, x.sc);
+            status = rproxy_hold_body(&x);
+        }
+        if (status == OK) {
+            status = try_members(&x, dc->target->group);
+        }
     }
     else {
         x.backend = &dc->target->backend;
@@ -1260,6 +1289,8 @@ static int proxy_request(request_rec *r, const rproxy_dir_conf *dc,
             }
         }
     }
+    /* The held body's buffer first, as the tunnel's second one goes. */
+    rproxy_buf_put(&x.held);
     rproxy_buf_put(&x.buf);
     *failed = x.failed;
     return status;

@@ -163,6 +163,11 @@ typedef struct {
     apr_size_t head_len;
     apr_size_t host_at;         /* where the member's Host goes in it, or 0 */
     rproxy_body_framing framing; /* of the request body to the backend */
+    rproxy_buf held;            /* the request body read ahead, for sending
+                                 * again (RProxyRetryOnStatus); data NULL:
+                                 * none */
+    apr_size_t held_len;        /* how much of the body it holds */
+    int held_whole;             /* all of it: another member may get it */
 } rproxy_exchange;
 
 /*
@@ -290,7 +295,7 @@ typedef struct rproxy_member_slot {
     int weight, backup, conf_index;
     apr_interval_time_t group_slow_start;
     volatile apr_uint32_t health;       /* RPROXY_MEMBER_* */
-    volatile apr_uint32_t admin_drain;  /* drained by the admin */
+    volatile apr_uint32_t admin_drain;  /* drained: 0, or RPROXY_DRAIN_* */
     volatile apr_uint32_t fails;        /* failures in a row */
     volatile apr_uint32_t ejections;
     volatile apr_uint32_t check_run;    /* active checks: passes or fails
@@ -300,6 +305,11 @@ typedef struct rproxy_member_slot {
     volatile apr_uint64_t ejected_until, back_since;   /* apr_time_t */
     volatile apr_uint64_t failures;
 } rproxy_member_slot;
+
+/* Who drained a member: the admin at run time (kept by a restart of the
+ * running server), or its RProxyMember "drain" (applied at each). */
+#define RPROXY_DRAIN_ADMIN 1
+#define RPROXY_DRAIN_CONF 2
 
 /* A group's own shared state. */
 typedef struct {
@@ -493,6 +503,11 @@ const char *rproxy_join_path(apr_pool_t *p, const char *a, const char *b);
 const char *rproxy_join_query(apr_pool_t *p, const char *a, const char *b);
 /* Builds the request head once, before any connection is taken. */
 int rproxy_prepare_request(rproxy_exchange *x, const char *uri);
+/* Reads the client body ahead into x->held, which the caller got, up to
+ * its length: x->held_whole says whether that was all of it.  rproxy_send_body
+ * then sends what it holds first (each attempt anew), then streams the
+ * rest.  OK, or the status of a client body that could not be read. */
+int rproxy_hold_body(rproxy_exchange *x);
 /* Each returns OK, or an HTTP status it logged; a failed write to the
  * backend is OK with x->send_failed set: the response tells the rest. */
 int rproxy_send_head(rproxy_exchange *x);

@@ -31,6 +31,7 @@
 #include "apr_thread_mutex.h"
 #include "apr_lib.h"
 #include "http_log.h"
+#include "http_core.h"
 #include "util_cookies.h"
 
 #include <stdlib.h>             /* qsort */
@@ -122,7 +123,7 @@ static void member_address(rproxy_member_slot *m, const rproxy_group *g,
     m->conf_index = (int)(mc - (const rproxy_member_conf *)g->members->elts);
     m->group_slow_start = g->slow_start;
     if (mc->drain) {
-        m->admin_drain = 1;
+        m->admin_drain = RPROXY_DRAIN_CONF;
     }
     if (!m->back_since) {
         m->back_since = now;    /* a restart ramps up too */
@@ -180,6 +181,10 @@ void rproxy_group_attach(rproxy_group *g, rproxy_member_slot **slots, int n,
                          apr_pool_t *ptemp)
 {
     apr_time_t now = apr_time_now();
+    /* Generation 0 is the start-up pass that only checks, 1 the first
+     * real one; past that the running server restarted (graceful or not:
+     * the parent, and so the last generation's state, stayed). */
+    int restarted = ap_state_query(AP_SQ_CONFIG_GEN) > 1;
     int i, j, used = 0;
 
     g->slots = slots;
@@ -204,7 +209,16 @@ void rproxy_group_attach(rproxy_group *g, rproxy_member_slot **slots, int n,
                 m->fig.used = 1;
             }
             m->fig.in_flight = 0;
-            m->admin_drain = 0;
+            /* The admin's run-time drain is state like the member's
+             * health: a restart of the running server keeps it, while a
+             * start (after a stop too) goes by the configuration alone,
+             * whatever mod_slotmem_shm's file restored.  The
+             * configuration's own drain is applied anew below, so a
+             * member configured "drain" is drained whatever the admin
+             * did, and one no longer configured so is not. */
+            if (!restarted || m->admin_drain != RPROXY_DRAIN_ADMIN) {
+                m->admin_drain = 0;
+            }
             /* The configuration has this address again; and a member down
              * by checks the group no longer makes would stay down. */
             if (m->health == RPROXY_MEMBER_GONE
@@ -935,7 +949,11 @@ int rproxy_member_set_drain(rproxy_group *g, rproxy_member_slot *m,
 {
     apr_time_t now = apr_time_now();
     const char *from = rproxy_member_state_name(m, now), *to;
-    apr_uint32_t was = apr_atomic_xchg32(&m->admin_drain, drain ? 1 : 0);
+    /* Draining a member drained already (by the configuration, say)
+     * changes nothing: it stays the configuration's. */
+    apr_uint32_t was = drain ? apr_atomic_cas32(&m->admin_drain,
+                                                RPROXY_DRAIN_ADMIN, 0)
+                             : apr_atomic_xchg32(&m->admin_drain, 0);
 
     if (!was == !drain) {
         return 0;

@@ -497,41 +497,54 @@ static int build_head(rproxy_exchange *x, const char *uri, rproxy_body_framing b
 
 /* ---- body ---- */
 
-/* Reads the next piece of the client body into the exchange buffer. */
+/* Reads the next piece of the client body, up to cap bytes, into dst. */
 static apr_status_t read_client_body(rproxy_exchange *x, apr_bucket_brigade *bb,
+                                     char *dst, apr_size_t cap,
                                      apr_size_t *len, int *eos)
 {
     apr_status_t rv;
     apr_off_t avail;
 
     rv = ap_get_brigade(x->r->input_filters, bb, AP_MODE_READBYTES,
-                        APR_BLOCK_READ, x->buf.len);
+                        APR_BLOCK_READ, cap);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     *eos = !APR_BRIGADE_EMPTY(bb)
            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb));
     rv = apr_brigade_length(bb, 1, &avail);
-    if (rv == APR_SUCCESS && avail > (apr_off_t)x->buf.len) {
+    if (rv == APR_SUCCESS && avail > (apr_off_t)cap) {
         rv = APR_ENOSPC;        /* the input filters broke their promise */
     }
     if (rv == APR_SUCCESS) {
-        *len = x->buf.len;
-        rv = apr_brigade_flatten(bb, x->buf.data, len);
+        *len = cap;
+        rv = apr_brigade_flatten(bb, dst, len);
     }
     apr_brigade_cleanup(bb);
     return rv;
 }
 
-static apr_status_t send_body_piece(rproxy_exchange *x, apr_size_t len,
-                                    int chunked)
+/* A client body that could not be read: its status, logged. */
+static int client_body_failed(rproxy_exchange *x, apr_status_t rv)
+{
+    x->r->connection->keepalive = AP_CONN_CLOSE;
+    x->reusable = 0;
+    /* AP_FILTER_ERROR: an input filter answered and logged already */
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv == AP_FILTER_ERROR ? 0 : rv,
+                  x->r, "rproxy: %s: %s: the client's request body could "
+                  "not be read", x->dc->target->url, x->phase);
+    return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+}
+
+static apr_status_t send_body_piece(rproxy_exchange *x, const char *data,
+                                    apr_size_t len, int chunked)
 {
     char size_line[32];
     struct iovec vec[3];
 
     RPROXY_ADD_FOR(x->dc->target, bytes_to_backend, len);
     if (!chunked) {
-        return rproxy_conn_write(x->conn, x->buf.data, len);
+        return rproxy_conn_write(x->conn, data, len);
     }
     if (len == 0) {
         return APR_SUCCESS;
@@ -540,38 +553,66 @@ static apr_status_t send_body_piece(rproxy_exchange *x, apr_size_t len,
     vec[0].iov_len = apr_snprintf(size_line, sizeof(size_line),
                                   "%" APR_UINT64_T_HEX_FMT "\r\n",
                                   (apr_uint64_t)len);
-    vec[1].iov_base = x->buf.data;
+    vec[1].iov_base = (void *)data;
     vec[1].iov_len = len;
     vec[2].iov_base = "\r\n";
     vec[2].iov_len = 2;
     return rproxy_conn_writev(x->conn, vec, 3);
 }
 
-/* Streams the client body; on a client-side failure answers its status. */
+int rproxy_hold_body(rproxy_exchange *x)
+{
+    request_rec *r = x->r;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool,
+                                                r->connection->bucket_alloc);
+    int eos = 0;
+
+    x->phase = "reading request body ahead";
+    while (!eos && x->held_len < x->held.len) {
+        apr_size_t len;
+        apr_status_t rv = read_client_body(x, bb, x->held.data + x->held_len,
+                                           x->held.len - x->held_len, &len,
+                                           &eos);
+        if (rv != APR_SUCCESS) {
+            return client_body_failed(x, rv);
+        }
+        x->held_len += len;
+    }
+    x->held_whole = eos;
+    return OK;
+}
+
+/* Sends what rproxy_hold_body kept, then streams the rest of the client
+ * body; on a client-side failure answers its status. */
 int rproxy_send_body(rproxy_exchange *x)
 {
     request_rec *r = x->r;
     apr_bucket_brigade *bb = apr_brigade_create(r->pool,
                                                 r->connection->bucket_alloc);
     int chunked = x->framing == RPROXY_BODY_CHUNKED;
-    int eos = 0;
+    int eos = 0, held = x->held.data != NULL;
 
     x->phase = "sending request body";
-    x->body_started = 1;
+    /* Past what is held, the client's bytes go out once: no resending. */
+    x->body_started = !x->held_whole;
     while (!eos) {
         apr_size_t len;
-        apr_status_t rv = read_client_body(x, bb, &len, &eos);
-        if (rv != APR_SUCCESS) {
-            r->connection->keepalive = AP_CONN_CLOSE;
-            x->reusable = 0;
-            /* AP_FILTER_ERROR: an input filter answered and logged already */
-            ap_log_rerror(APLOG_MARK, APLOG_ERR,
-                          rv == AP_FILTER_ERROR ? 0 : rv, r,
-                          "rproxy: %s: %s: the client's request body could "
-                          "not be read", x->dc->target->url, x->phase);
-            return ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+        const char *data = x->buf.data;
+        apr_status_t rv;
+        if (held) {
+            data = x->held.data;
+            len = x->held_len;
+            eos = x->held_whole;
+            held = 0;
         }
-        rv = send_body_piece(x, len, chunked);
+        else {
+            rv = read_client_body(x, bb, x->buf.data, x->buf.len, &len,
+                                  &eos);
+            if (rv != APR_SUCCESS) {
+                return client_body_failed(x, rv);
+            }
+        }
+        rv = send_body_piece(x, data, len, chunked);
         if (APR_STATUS_IS_TIMEUP(rv)) {
             r->connection->keepalive = AP_CONN_CLOSE;
             x->reusable = 0;

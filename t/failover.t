@@ -1,21 +1,22 @@
 # Backend groups with members that die: failover, passive ejection seen by
 # every child, slow start, no usable member, the retry budget, POSTs never
 # replayed, p2c around a slow member, hash remapping.  The test kills and
-# restarts members, so it runs its own httpd (the suite's MPM, several
-# children, like shared.t) in front of its own backends
+# restarts members, so it runs its own httpd (t/lib/RProxyOwn.pm: the
+# suite's MPM, several children) in front of its own backends
 # (t/tools/count_backend.pl: each logs "NAME METHOD X-ID BODYLENGTH" per
 # request it read, and can be killed with all its connections at once).
 #
-# The status page does not list members yet in this branch, so the state
-# of a member is read from the error log lines rproxy_group.c's
-# set_health() writes ("up -> ejected", "ejected -> up"), and from the
-# requests the backends saw.
+# Here the state of a member is read from the error log lines
+# rproxy_group.c's set_health() writes ("up -> ejected", "ejected -> up"),
+# and from the requests the backends saw; t/group_shared.t reads it from
+# every child's status page.
 use strict;
 use warnings FATAL => 'all';
 
 use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
+use RProxyOwn;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use POSIX ();
@@ -24,15 +25,7 @@ use Time::HiRes qw(sleep time);
 plan tests => 30;
 
 my $t = Apache::Test::vars('t_dir');
-my $httpd = Apache::Test::vars('httpd');
-my $module = "$t/../.libs/mod_rproxy.so";
 my $script = "$t/tools/count_backend.pl";
-
-my %mod = do {
-    open my $fh, '<', "$t/conf/httpd.conf" or die $!;
-    map { /^\s*LoadModule\s+(\w+)\s+"?([^"\s]+)/ ? ($1 => $2) : () } <$fh>;
-};
-my ($mpm) = grep { /^mpm_/ } keys %mod;
 
 my $dir = tempdir(CLEANUP => 1);
 chmod 0755, $dir;
@@ -90,8 +83,8 @@ sub backend_lines {
 
 sub member { "    RProxyMember http://127.0.0.1:$bp{$_[0]}" . ($_[1] // '') . "\n" }
 
-sub write_conf {
-    my $user = $> == 0 ? "User nobody\nGroup nogroup" : '';
+# What the test's httpd serves, after RProxyOwn's own lines.
+sub conf {
     my %g = (
         slow  => [[qw(b1 b2 slow)], "RProxySlowStart 0"],
         kill  => [[qw(b1 b2 b3)], "RProxyEject failures=3 time=60s\n    RProxySlowStart 0"],
@@ -133,68 +126,28 @@ sub write_conf {
     RProxyRetryOnStatus 503
 </Location>
 EOC
-    open my $fh, '>', "$dir/httpd.conf" or die $!;
-    print $fh <<"EOC";
-ServerRoot "$dir"
-DefaultRuntimeDir "$dir"
-PidFile "$dir/httpd.pid"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-LoadModule $mpm "$mod{$mpm}"
-LoadModule authz_core_module "$mod{authz_core_module}"
-LoadModule slotmem_shm_module "$mod{slotmem_shm_module}"
-LoadModule rproxy_module "$module"
-$user
-ErrorLog "$dir/error_log"
+    return <<"EOC";
 Timeout 20
 ErrorLogFormat "[%P] [%l] %M"
-LogLevel info
 LogFormat "%P %U %>s %{X-Backend}o" pids
-CustomLog "$dir/access_log" pids
-KeepAlive Off
-<IfModule mpm_prefork_module>
-    StartServers 4
-    MinSpareServers 4
-    MaxSpareServers 8
-    ServerLimit 8
-    MaxRequestWorkers 8
-</IfModule>
-<IfModule !mpm_prefork_module>
-    StartServers 3
-    ServerLimit 6
-    ThreadsPerChild 4
-    MinSpareThreads 12
-    MaxSpareThreads 24
-    MaxRequestWorkers 24
-</IfModule>
+CustomLog access_log pids
 $groups
-<Location "/rproxy-status">
-    SetHandler rproxy-status
-</Location>
 EOC
-    close $fh;
 }
-
-sub pid { open my $fh, '<', "$dir/httpd.pid" or return 0; my $p = <$fh>; chomp $p; $p }
-sub stop {
-    my $pid = pid() or return;
-    kill 'TERM', $pid;
-    wait_for(sub { !kill 0, $pid }, 15);
-}
-END { local $?; stop() if $dir }
 
 sub req {
     my ($method, $path, %opt) = @_;
     return http_request($method, $path, port => $port, timeout => 30, %opt);
 }
+my $h;
 sub log_since {
     my ($file, $mark) = @_;
-    open my $fh, '<', "$dir/$file" or return '';
+    open my $fh, '<', "$h->{dir}/$file" or return '';
     seek $fh, $mark || 0, 0;
     local $/;
     return <$fh> // '';
 }
-sub mark { -s "$dir/$_[0]" || 0 }
+sub mark { -s "$h->{dir}/$_[0]" || 0 }
 
 # Forked clients: each runs $code->($client, $i) for $i in 1 .. $each and
 # reports one line per request.  load_start returns at once.
@@ -231,10 +184,9 @@ sub load { load_wait(load_start(@_)) }
 
 start_backend($_) for qw(b1 b2 b3 b4 b5 ramp a1 a2);
 start_backend('slow', 300);
-write_conf();
-system($httpd, '-f', "$dir/httpd.conf", '-k', 'start') == 0 or die "cannot start httpd";
-wait_for(sub { pid() && req(GET => '/rproxy-status')->{status} == 200 }, 15)
-    or die "the test's httpd did not come up";
+# Its own httpd (t/lib/RProxyOwn.pm: the suite's MPM, several children)
+# on the port held back above.
+$h = RProxyOwn->new(port => $port, threads => 4, conf => conf());
 
 # ---- hash: affinity, and one member more moves about 1/N of the keys ----
 {

@@ -3,44 +3,25 @@
 # MaxConnectionsPerChild lose nothing, a graceful restart keeps them, and a
 # target removed from the configuration leaves the page.  These need a
 # server with several children that the test may restart, so the test runs
-# its own httpd (the test server's MPM, 3-4 children) in front of the test
-# server's backend, and stops it by its pid.
+# its own httpd (t/lib/RProxyOwn.pm: the test server's MPM, 3-4 children)
+# in front of the test server's backend, and stops it by its pid.
 use strict;
 use warnings FATAL => 'all';
 
 use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
-use File::Temp qw(tempdir);
-use IO::Socket::INET;
+use RProxyOwn;
 use Time::HiRes qw(sleep time);
 use POSIX ();
 
 plan tests => 16;
 
-my $t = Apache::Test::vars('t_dir');
-my $httpd = Apache::Test::vars('httpd');
-my $module = "$t/../.libs/mod_rproxy.so";
 my $be = Apache::Test::vars('rproxy_backend_port');
 
-# The modules the test server loaded (its MPM among them).
-my %mod = do {
-    open my $fh, '<', "$t/conf/httpd.conf" or die $!;
-    map { /^\s*LoadModule\s+(\w+)\s+"?([^"\s]+)/ ? ($1 => $2) : () } <$fh>;
-};
-my ($mpm) = grep { /^mpm_/ } keys %mod;
-
-my $dir = tempdir(CLEANUP => 1);
-chmod 0755, $dir;
-my $port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Listen => 1) or die $!;
-    $s->sockport;
-};
-
-sub write_conf {
+# What the test's httpd serves, after RProxyOwn's own lines.
+sub conf {
     my (%opt) = @_;
-    my $user = $> == 0 ? "User nobody\nGroup nogroup" : '';
     my $many = join '', map { <<"EOC" } 1 .. ($opt{many} || 0);
 <Location "/many$_/">
     SetHandler rproxy
@@ -53,39 +34,9 @@ EOC
     RProxyTarget "http://127.0.0.1:$be/"
 </Location>
 EOC
-    open my $fh, '>', "$dir/httpd.conf" or die $!;
-    print $fh <<"EOC";
-ServerRoot "$dir"
-DefaultRuntimeDir "$dir"
-PidFile "$dir/httpd.pid"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-LoadModule $mpm "$mod{$mpm}"
-LoadModule authz_core_module "$mod{authz_core_module}"
-LoadModule status_module "$mod{status_module}"
-LoadModule slotmem_shm_module "$mod{slotmem_shm_module}"
-LoadModule rproxy_module "$module"
-$user
-ErrorLog "$dir/error_log"
-LogLevel info
+    return <<"EOC";
 LogFormat "%P %U" pids
-CustomLog "$dir/access_log" pids
-KeepAlive Off
-<IfModule mpm_prefork_module>
-    StartServers 4
-    MinSpareServers 4
-    MaxSpareServers 8
-    ServerLimit 8
-    MaxRequestWorkers 8
-</IfModule>
-<IfModule !mpm_prefork_module>
-    StartServers 3
-    ServerLimit 6
-    ThreadsPerChild 2
-    MinSpareThreads 6
-    MaxSpareThreads 12
-    MaxRequestWorkers 12
-</IfModule>
+CustomLog access_log pids
 MaxConnectionsPerChild $opt{max_conns}
 <Location "/be/">
     SetHandler rproxy
@@ -93,21 +44,7 @@ MaxConnectionsPerChild $opt{max_conns}
 </Location>
 $gone
 $many
-<Location "/rproxy-status">
-    SetHandler rproxy-status
-</Location>
 EOC
-    close $fh;
-}
-
-sub get {
-    my $path = shift;
-    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 10)
-        or return '';
-    print $s "GET $path HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    local $/;
-    my $r = <$s> // '';
-    return $r;
 }
 
 sub counters_of {
@@ -119,35 +56,12 @@ sub counters_of {
     return \%c;
 }
 
-sub pid { open my $fh, '<', "$dir/httpd.pid" or return 0; my $p = <$fh>; chomp $p; $p }
+my $h = RProxyOwn->new(modules => ['status_module'],
+                       conf => conf(max_conns => 0, with_gone => 1));
+my $dir = $h->{dir};
+sub get { $h->get(@_) }
 
-sub generations {
-    open my $fh, '<', "$dir/error_log" or return 0;
-    scalar grep { /resuming normal operations/ } <$fh>;
-}
 
-sub start {
-    system($httpd, '-f', "$dir/httpd.conf", '-k', 'start') == 0 or die "cannot start httpd";
-    wait_for(sub { pid() && get('/rproxy-status') =~ /^HTTP\/1\.1 200/ }, 15)
-        or die "the test's httpd did not come up";
-}
-
-sub graceful {
-    my $before = generations();
-    system($httpd, '-f', "$dir/httpd.conf", '-k', 'graceful') == 0 or die "graceful failed";
-    wait_for(sub { generations() > $before && get('/rproxy-status') =~ /^HTTP\/1\.1 200/ }, 15)
-        or die "no new generation after graceful";
-}
-
-sub stop {
-    my $pid = pid() or return;
-    kill 'TERM', $pid;
-    wait_for(sub { !kill 0, $pid }, 15);
-}
-END { stop() if $dir }
-
-write_conf(max_conns => 0, with_gone => 1);
-start();
 
 # N proxied requests on fresh connections, then scrapes until at least two
 # children have answered them: every scrape sees all N.
@@ -170,9 +84,9 @@ ok t_cmp($prom =~ /^rproxy_requests_total $n\r?$/m ? 1 : 0, 1,
          'Prometheus: the whole-server total, without a per-process label');
 
 # Children replaced after every few connections lose no counts.
-stop();
-write_conf(max_conns => 3, with_gone => 1);
-start();
+$h->stop;
+$h->configure(conf => conf(max_conns => 3, with_gone => 1));
+$h->start;
 my $base = counters_of(get('/rproxy-status'));
 my @answered = grep { get("/be/y$_") =~ m{^HTTP/1\.1 200 } } 1 .. 30;
 my %children = do {
@@ -194,7 +108,7 @@ ok t_cmp($base->{requests} >= $n ? 1 : 0, 1,
 
 # A graceful restart with the same configuration keeps the counters.
 $base = $after;
-graceful();
+$h->graceful;
 $after = counters_of(get('/rproxy-status'));
 ok t_cmp($after->{requests}, $base->{requests}, 'a graceful restart keeps the server counters');
 ok t_cmp($after->{be_requests}, $base->{be_requests}, 'and the target counters');
@@ -212,7 +126,7 @@ ok t_cmp($after->{gone}, 1, 'a configured target is on the page');
         POSIX::_exit(0);
     }
     sleep 1;
-    graceful();
+    $h->graceful;
     waitpid $kid, 0;
     $after = counters_of(get('/rproxy-status'));
     ok t_cmp($after->{requests} >= $base->{requests} ? 1 : 0, 1,
@@ -225,16 +139,16 @@ ok t_cmp($after->{gone}, 1, 'a configured target is on the page');
 # Targets are counted in steps of 64 slots: past 64 the memory's layout
 # changes, which mod_slotmem_shm's saving cannot restore into; the counters
 # go on all the same.
-write_conf(max_conns => 3, with_gone => 1, many => 70);
-graceful();
+$h->configure(conf => conf(max_conns => 3, with_gone => 1, many => 70));
+$h->graceful;
 $after = counters_of(get('/rproxy-status'));
 ok t_cmp($after->{be_requests}, $base->{be_requests},
          'a graceful restart to 73 targets (a new memory layout) keeps the target counters');
 ok t_cmp($after->{requests} >= $base->{requests} ? 1 : 0, 1, 'and the server counters');
 
 # A target removed from the configuration leaves the page; the others stay.
-write_conf(max_conns => 3, with_gone => 0);
-graceful();
+$h->configure(conf => conf(max_conns => 3, with_gone => 0));
+$h->graceful;
 $after = counters_of(get('/rproxy-status'));
 ok t_cmp($after->{gone}, 0, 'a removed target leaves the page after a graceful restart');
 ok t_cmp($after->{be_requests}, $base->{be_requests}, 'the remaining target keeps its counts');

@@ -1,11 +1,14 @@
 package RProxyOwn;
 # A test's own httpd (the test server's MPM and modules, several children)
 # and small forked backends it controls, for tests that need a server
-# configured for them alone: t/checks.t, t/resolve.t.
+# configured for them alone: t/checks.t, t/resolve.t, t/group_shared.t.
 #
 #   my $h = RProxyOwn->new(conf => $text);   # writes httpd.conf, starts it
+#   my $h = RProxyOwn->new(conf => $text, mpm => 'prefork'); # that MPM
 #   $h->get('/path');                        # raw response, Connection: close
+#   $h->post('/path', $form);                # the same, a form POST
 #   $h->log_since($mark); $h->log_mark;      # its error log
+#   $h->child_pids; $h->graceful;            # its children; a restart
 #   my $be = RProxyOwn::backend(addr => '127.0.0.1', port => $p,
 #                               dir => $dir); # see backend() below
 use strict;
@@ -46,19 +49,46 @@ sub mpm_line {
 }
 
 # new(conf => TEXT): TEXT goes after the server's own lines (modules, the
-# listener on $h->{port}, logs, 3-4 children).
+# listener on $h->{port}, logs, 3-4 children), then the server starts.
+# Options: mpm => NAME, that MPM (from the test server's module directory)
+# rather than the suite's; port => P, listen there (one the caller holds
+# back from its backends) rather than on a free port of its own;
+# threads => N per child, 2 unless given (MinSpareThreads 3 N,
+# MaxSpareThreads and MaxRequestWorkers 6 N); modules => [NAME, ...], more
+# of the test server's modules to load (status_module, say).
 sub new {
     my ($class, %opt) = @_;
     my $t = Apache::Test::vars('t_dir');
+    my $dir = tempdir(CLEANUP => 1);
+    chmod 0755, $dir;
+    my $self = bless { dir => $dir, port => $opt{port} || free_port(), t => $t,
+                       httpd => Apache::Test::vars('httpd'), opt => \%opt,
+                       owner => $$ }, $class;
+    $self->configure(conf => $opt{conf});
+    $self->start;
+    return $self;
+}
+
+# Writes httpd.conf anew with this TEXT after the server's own lines (the
+# same options as new()); a graceful restart or a start reads it.
+sub configure {
+    my ($self, %c) = @_;
+    my %opt = %{ $self->{opt} };
+    my ($t, $dir) = @$self{qw(t dir)};
     my %mod = do {
         open my $fh, '<', "$t/conf/httpd.conf" or die $!;
         map { /^\s*LoadModule\s+(\w+)\s+"?([^"\s]+)/ ? ($1 => $2) : () } <$fh>;
     };
     my ($mpm) = grep { /^mpm_/ } keys %mod;
-    my $dir = tempdir(CLEANUP => 1);
-    chmod 0755, $dir;
-    my $self = bless { dir => $dir, port => free_port(), t => $t,
-                       httpd => Apache::Test::vars('httpd') }, $class;
+    if ($opt{mpm} && $mpm ne "mpm_$opt{mpm}_module") {
+        (my $so = $mod{$mpm}) =~ s{[^/]*$}{mod_mpm_$opt{mpm}.so};
+        delete $mod{$mpm};
+        $mpm = "mpm_$opt{mpm}_module";
+        $mod{$mpm} = $so;
+    }
+    my $more = join '', map { "LoadModule $_ \"$mod{$_}\"\n" } @{ $opt{modules} || [] };
+    my $threads = $opt{threads} || 2;
+    my ($min, $max) = (3 * $threads, 6 * $threads);
     my $user = $> == 0 ? "User nobody\nGroup nogroup" : '';
     open my $fh, '>', "$dir/httpd.conf" or die $!;
     print $fh <<"EOC";
@@ -70,7 +100,7 @@ Listen 127.0.0.1:$self->{port}
 LoadModule $mpm "$mod{$mpm}"
 LoadModule authz_core_module "$mod{authz_core_module}"
 LoadModule slotmem_shm_module "$mod{slotmem_shm_module}"
-LoadModule rproxy_module "$t/../.libs/mod_rproxy.so"
+${more}LoadModule rproxy_module "$t/../.libs/mod_rproxy.so"
 $user
 ErrorLog "$dir/error_log"
 LogLevel info
@@ -85,22 +115,17 @@ KeepAlive Off
 <IfModule !mpm_prefork_module>
     StartServers 3
     ServerLimit 6
-    ThreadsPerChild 2
-    MinSpareThreads 6
-    MaxSpareThreads 12
-    MaxRequestWorkers 12
+    ThreadsPerChild $threads
+    MinSpareThreads $min
+    MaxSpareThreads $max
+    MaxRequestWorkers $max
 </IfModule>
 <Location "/rproxy-status">
     SetHandler rproxy-status
 </Location>
-$opt{conf}
+$c{conf}
 EOC
     close $fh;
-    system($self->{httpd}, '-f', "$dir/httpd.conf", '-k', 'start') == 0
-        or die "cannot start httpd";
-    wait_until(sub { $self->pid && $self->get('/rproxy-status') =~ m{^HTTP/1\.1 200} }, 15)
-        or die "the test's httpd did not come up:\n" . $self->log_since(0);
-    return $self;
 }
 
 sub pid {
@@ -120,6 +145,38 @@ sub get {
     return <$s> // '';
 }
 
+sub post {
+    my ($self, $path, $form) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}",
+                                  Timeout => 10) or return '';
+    print $s "POST $path HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        . "Content-Type: application/x-www-form-urlencoded\r\n"
+        . "Content-Length: " . length($form) . "\r\n\r\n$form";
+    local $/;
+    return <$s> // '';
+}
+
+# A graceful restart (-k graceful), waited for: a new generation's
+# "resuming normal operations" line and a status page answered.
+sub graceful {
+    my $self = shift;
+    my $gens = sub { scalar(() = $self->log_since(0) =~ /resuming normal operations/g) };
+    my $before = $gens->();
+    system($self->{httpd}, '-f', "$self->{dir}/httpd.conf", '-k', 'graceful') == 0
+        or die "graceful failed";
+    wait_until(sub { $gens->() > $before && $self->get('/rproxy-status') =~ m{^HTTP/1\.1 200} }, 30)
+        or die "no new generation after graceful:\n" . $self->log_since(0);
+}
+
+# Starts the server again after stop().
+sub start {
+    my $self = shift;
+    system($self->{httpd}, '-f', "$self->{dir}/httpd.conf", '-k', 'start') == 0
+        or die "cannot start httpd";
+    wait_until(sub { $self->pid && $self->get('/rproxy-status') =~ m{^HTTP/1\.1 200} }, 15)
+        or die "the test's httpd did not come up:\n" . $self->log_since(0);
+}
+
 sub log_mark { -s "$_[0]{dir}/error_log" || 0 }
 
 sub log_since {
@@ -131,16 +188,19 @@ sub log_since {
 }
 
 # How many children the server has now (processes whose parent is it).
-sub children {
+sub children { scalar $_[0]->child_pids }
+
+# Their pids.
+sub child_pids {
     my $self = shift;
-    my $pid = $self->pid or return 0;
-    my $n = 0;
+    my $pid = $self->pid or return ();
+    my @kids;
     for my $stat (glob '/proc/[0-9]*/stat') {
         open my $fh, '<', $stat or next;
         my $line = <$fh> // next;
-        $n++ if $line =~ /^\d+ \(.*\) \S (\d+) / && $1 == $pid;
+        push @kids, $1 if $line =~ /^(\d+) \(.*\) \S (\d+) / && $2 == $pid;
     }
-    return $n;
+    return @kids;
 }
 
 sub stop {
@@ -151,7 +211,8 @@ sub stop {
     unlink "$self->{dir}/httpd.pid";
 }
 
-sub DESTROY { $_[0]->stop }
+# (Not in a forked client of the test's: only the process that started it.)
+sub DESTROY { $_[0]->stop if $$ == ($_[0]{owner} // 0) }
 
 # backend(addr => A, port => P, dir => D): a forked HTTP server on A:P.
 # Every request appends "TIME PATH" to D/requests.A; it answers with the
