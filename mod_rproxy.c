@@ -570,6 +570,12 @@ static const char *set_member(cmd_parms *cmd, void *dcv, const char *args)
         return err;
     }
     mc->url = url;
+    if (mc->tls && strlen(u.hostname) > 253) {
+        /* The name goes into the member's TLS keys (rproxy_member_slot):
+         * no DNS name is longer. */
+        return apr_psprintf(cmd->pool, "RProxyMember %s: the host name is "
+                            "longer than 253 bytes", url);
+    }
     mc->host = u.hostname;
     mc->host_is_ip = apr_ipsubnet_create(&ip, u.hostname, NULL,
                                          cmd->temp_pool) == APR_SUCCESS;
@@ -1257,6 +1263,7 @@ static int proxy_request(request_rec *r, const rproxy_dir_conf *dc,
     x.sc = ap_get_module_config(r->server->module_config, &rproxy_module);
     x.timeout = dc->timeout > 0 ? dc->timeout : r->server->timeout;
     x.idempotent = is_idempotent(r);
+    x.idempotent_method = idempotent_method(r);
     status = rproxy_prepare_request(&x, uri);
     if (status != OK) {
         return status;

@@ -116,6 +116,9 @@ typedef struct rproxy_conn {
     const char *key;
     apr_time_t idle_since;
     int reused;                        /* came from the idle set */
+    apr_status_t pending;              /* https: what a top-up read met
+                                        * (an end, an error), for the next
+                                        * read to return */
     int fd;                            /* plain: the blocking socket that
                                         * rproxy_conn.c reads and writes */
     apr_interval_time_t timeout;       /* plain: its SO_RCVTIMEO and
@@ -143,6 +146,9 @@ typedef struct {
     int failed;                 /* the backend failed after our head went
                                  * out: an error, though the status is OK */
     int idempotent;             /* may be retried on a fresh connection */
+    int idempotent_method;      /* by its method alone, not by an
+                                 * Idempotency-Key: a member that answered
+                                 * may have acted on it otherwise */
     int body_started;           /* client body reading began: no retry */
     int expect_continue;        /* the backend is asked for a 100 */
     int connect_failed;         /* this attempt got no connection */
@@ -261,6 +267,12 @@ const char *rproxy_stats_server_label(apr_pool_t *p, server_rec *s);
 apr_status_t rproxy_stats_create(const char *name, apr_size_t size,
                                  unsigned int count, void **slots,
                                  apr_pool_t *pconf, server_rec *s);
+/* The slots the last generation had under name, as a graceful restart
+ * copied them when it ended, and their count: NULL at the first start,
+ * after a stop, or when the slot size changed.  Call it before
+ * rproxy_stats_create() for that name. */
+const void *rproxy_stats_previous(server_rec *s, const char *name,
+                                  apr_size_t size, unsigned int *count);
 /* All target slots, used or not; returns their count. */
 unsigned int rproxy_stats_target_slots(rproxy_target_slot ***slots);
 void rproxy_stats_latency(rproxy_target_slot *ts, apr_interval_time_t us);
@@ -288,8 +300,9 @@ typedef struct rproxy_member_slot {
     char key[80];               /* address:port, for the idle connections;
                                  * https://address:port for an https one,
                                  * so the two never share a name */
-    char tls_keys[2][128];      /* https: the idle-set keys, verification
-                                 * off [0] and on [1], as rproxy_backend's */
+    char tls_keys[2][352];      /* https: the idle-set keys, verification
+                                 * off [0] and on [1], as rproxy_backend's;
+                                 * they hold the name (up to 253 bytes) */
     apr_port_t port;
     int tls;                    /* https:// */
     int weight, backup, conf_index;
@@ -368,9 +381,11 @@ rproxy_group *rproxy_group_make(apr_pool_t *p, const char *name,
 /* Each member's addresses, at post_config. */
 apr_status_t rproxy_group_resolve(rproxy_group *g, apr_pool_t *ptemp);
 int rproxy_group_slots_needed(const rproxy_group *g);
-/* Gives the group its slots in shared memory, keeping what a restart
- * restored for the same members. */
+/* Gives the group its slots in shared memory; a member address found by
+ * its names among old[] (the slots before this generation, wherever they
+ * were) keeps its state and figures. */
 void rproxy_group_attach(rproxy_group *g, rproxy_member_slot **slots, int n,
+                         const rproxy_member_slot *old, int n_old,
                          rproxy_group_slot *shared, apr_pool_t *pconf,
                          apr_pool_t *ptemp);
 apr_status_t rproxy_group_child_init(rproxy_group *g, apr_pool_t *pchild);

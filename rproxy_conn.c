@@ -214,12 +214,12 @@ static apr_status_t raw_blocking(rproxy_conn *c)
 }
 
 /* Makes c an https connection: a backend conn_rec on its socket, bound to
- * httpd's TLS module with r's configuration (r NULL, a health check: the
- * server's), then the handshake, within timeout.  APR_SUCCESS, APR_TIMEUP,
+ * httpd's TLS module with its server's configuration, then the handshake,
+ * within timeout.  APR_SUCCESS, APR_TIMEUP,
  * or RPROXY_TLS_FAILED with *why. */
 static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
                               apr_interval_time_t timeout, int verify,
-                              request_rec *r, const char **why)
+                              const char **why)
 {
     apr_bucket_alloc_t *ba = apr_bucket_alloc_create(c->pool);
     const char *name = t->tls_name ? t->tls_name : t->host;
@@ -236,7 +236,14 @@ static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
     c->c = bc;
     c->bb = apr_brigade_create(c->pool, ba);
     c->tls = rproxy_tls_attach(bc, name, c->key, verify);
-    if (ap_ssl_bind_outgoing(bc, r ? r->per_dir_config : NULL, 1) != OK) {
+    /* Bound with no configuration, mod_ssl takes the SSLProxy* settings of
+     * the connection's base server: the server the target or group is
+     * written in, the one its idle set's key and configtest go by (a
+     * request's own configuration could be another virtual host's, for a
+     * group or <Location> inherited from the main server).  That pointer
+     * lives as long as the connection: nothing to re-bind per request, as
+     * mod_proxy must with its request-scoped one. */
+    if (ap_ssl_bind_outgoing(bc, NULL, 1) != OK) {
         *why = "httpd's TLS module refused the connection (is SSLProxyEngine "
                "on in this virtual host?)";
         return RPROXY_TLS_FAILED;
@@ -290,11 +297,6 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *t,
     while ((c = idle_take(key)) != NULL) {
         if (idle_conn_alive(c)) {
             c->reused = 1;
-            if (c->c) {
-                /* mod_ssl keeps a pointer to the configuration it was
-                 * bound with: this request's, from now on. */
-                ap_ssl_bind_outgoing(c->c, r ? r->per_dir_config : NULL, 1);
-            }
             RPROXY_COUNT_FOR(t, backend_reuses);
             apr_atomic_inc32(&rproxy_stats->active_connections);
             *out = c;
@@ -312,7 +314,7 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *t,
         return rv;
     }
     RPROXY_COUNT_FOR(t, backend_connects);
-    rv = t->tls ? tls_start(c, t, timeout, tls_verify, r, why)
+    rv = t->tls ? tls_start(c, t, timeout, tls_verify, why)
                 : raw_blocking(c);
     if (rv != APR_SUCCESS) {
         conn_close(c);
@@ -328,7 +330,7 @@ void rproxy_conn_release(rproxy_conn *c, int reusable)
     rproxy_conn *evicted = NULL;
 
     apr_atomic_dec32(&rproxy_stats->active_connections);
-    if (!reusable || idle_cap <= 0) {
+    if (!reusable || idle_cap <= 0 || c->pending != APR_SUCCESS) {
         conn_close(c);
         return;
     }
@@ -336,9 +338,6 @@ void rproxy_conn_release(rproxy_conn *c, int reusable)
     c->idle_since = apr_time_now();
     if (c->c) {
         rproxy_tls_keep_session(c->tls);
-        /* Off the request's configuration, which ends with it, onto the
-         * server's, which outlives the connection. */
-        ap_ssl_bind_outgoing(c->c, NULL, 1);
     }
     apr_thread_mutex_lock(idle_lock);
     if (idle_count == idle_cap) {
@@ -437,16 +436,32 @@ apr_status_t rproxy_conn_read(rproxy_conn *c, char *dst, apr_size_t *len,
         return n > 0 ? APR_SUCCESS : n == 0 ? APR_EOF : raw_error(!block);
     }
     *len = 0;
+    if (c->pending != APR_SUCCESS) {
+        rv = c->pending;
+        c->pending = APR_SUCCESS;
+        return rv;
+    }
     rv = filters_read(c, dst, len, want, block);
+    if (rv != APR_SUCCESS && *len > 0) {
+        c->pending = rv;        /* the bytes first */
+        rv = APR_SUCCESS;
+    }
     /* mod_ssl hands over at most 8 KiB a call: what more is decrypted
      * already, or waiting on the socket, fills the rest of dst now, so a
      * body goes to the client in buffer-sized writes, not 8 KiB ones. */
     while (rv == APR_SUCCESS && *len < want) {
         apr_size_t more = 0;
-        if (filters_read(c, dst + *len, &more, want - *len, 0) != APR_SUCCESS) {
-            break;      /* nothing now (or the end): the next call sees it */
-        }
+        apr_status_t more_rv = filters_read(c, dst + *len, &more,
+                                            want - *len, 0);
         *len += more;
+        if (more_rv != APR_SUCCESS) {
+            /* Nothing now; or an end or error, which the bytes before it
+             * go out ahead of and the next read returns. */
+            if (!APR_STATUS_IS_EAGAIN(more_rv)) {
+                c->pending = more_rv;
+            }
+            break;
+        }
     }
     return rv;
 }

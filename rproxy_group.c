@@ -112,11 +112,17 @@ static void member_address(rproxy_member_slot *m, const rproxy_group *g,
         /* Built here, once per address, not per request.  As a single
          * target's: kept apart per virtual host (its SSLProxy* settings;
          * the same pointer in every child, forked from one configuration)
-         * and per verification policy. */
-        apr_snprintf(m->tls_keys[0], sizeof(m->tls_keys[0]), "%s/%pp/noverify",
-                     m->key, (void *)g->server);
-        apr_snprintf(m->tls_keys[1], sizeof(m->tls_keys[1]), "%s/%pp",
-                     m->key, (void *)g->server);
+         * and per verification policy; and per name the certificate is
+         * checked against (the SNI), since names of other members or
+         * targets may share this address: a connection, or a TLS session
+         * to resume, made for one name never serves another.  "member "
+         * keeps them apart from a single target's keys. */
+        apr_snprintf(m->tls_keys[0], sizeof(m->tls_keys[0]),
+                     "member https://%s@%s/%pp/noverify", mc->host,
+                     m->key + sizeof("https://") - 1, (void *)g->server);
+        apr_snprintf(m->tls_keys[1], sizeof(m->tls_keys[1]),
+                     "member https://%s@%s/%pp", mc->host,
+                     m->key + sizeof("https://") - 1, (void *)g->server);
     }
     m->weight = mc->weight;
     m->backup = mc->backup;
@@ -176,7 +182,26 @@ int rproxy_group_slots_needed(const rproxy_group *g)
     return n;
 }
 
+/* The state a member address had before this generation: the used slot
+ * among old[] with the same names, or NULL. */
+static const rproxy_member_slot *state_before(const rproxy_member_slot *old,
+                                              int n_old,
+                                              const rproxy_member_slot *want)
+{
+    int i;
+
+    for (i = 0; i < n_old; i++) {
+        if (old[i].fig.used && !strcmp(old[i].fig.url, want->fig.url)
+            && !strcmp(old[i].fig.location, want->fig.location)
+            && !strcmp(old[i].fig.server, want->fig.server)) {
+            return &old[i];
+        }
+    }
+    return NULL;
+}
+
 void rproxy_group_attach(rproxy_group *g, rproxy_member_slot **slots, int n,
+                         const rproxy_member_slot *old, int n_old,
                          rproxy_group_slot *shared, apr_pool_t *pconf,
                          apr_pool_t *ptemp)
 {
@@ -192,22 +217,21 @@ void rproxy_group_attach(rproxy_group *g, rproxy_member_slot **slots, int n,
     g->shared = shared;
     apr_atomic_inc32(&shared->members_gen);
     shared->retries_in_flight = 0;
-    /* A slot that already has one of our names keeps its figures and
-     * health; the others are taken afresh. */
+    /* A member address that had a slot keeps its figures and health,
+     * wherever that slot was (members added or removed before it, in this
+     * group or another, move it); the others start afresh. */
     for (i = 0; i < g->members->nelts; i++) {
         rproxy_member_conf *mc = &APR_ARRAY_IDX(g->members, i,
                                                 rproxy_member_conf);
         for (j = 0; j < mc->addrs->nelts; j++) {
             const char *ip = APR_ARRAY_IDX(mc->addrs, j, char *);
             rproxy_member_slot want, *m = slots[used++];
+            const rproxy_member_slot *was;
             memset(&want, 0, sizeof(want));
             member_names(ptemp, g, mc, ip, &want);
-            if (!m->fig.used || strcmp(m->fig.url, want.fig.url)
-                || strcmp(m->fig.location, want.fig.location)
-                || strcmp(m->fig.server, want.fig.server)) {
-                *m = want;
-                m->fig.used = 1;
-            }
+            was = state_before(old, n_old, &want);
+            *m = was ? *was : want;
+            m->fig.used = 1;
             m->fig.in_flight = 0;
             /* The admin's run-time drain is state like the member's
              * health: a restart of the running server keeps it, while a
@@ -830,7 +854,8 @@ apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     apr_array_header_t *groups = rproxy_groups_all(ptemp, s);
     rproxy_member_slot **mslots;
     rproxy_group_slot **gslots;
-    unsigned int total = 0, at = 0;
+    const rproxy_member_slot *old;
+    unsigned int total = 0, at = 0, n_old;
     apr_status_t rv;
     int i;
 
@@ -847,8 +872,22 @@ apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     }
     mslots = apr_pcalloc(pconf, sizeof(*mslots) * total);
     gslots = apr_pcalloc(pconf, sizeof(*gslots) * groups->nelts);
+    /* Where each member address was: the last generation's slots after a
+     * graceful restart; else what mod_slotmem_shm's file put back. */
+    old = rproxy_stats_previous(s, "rproxy-members",
+                                sizeof(rproxy_member_slot), &n_old);
+    if (old) {
+        old = apr_pmemdup(ptemp, old, sizeof(*old) * n_old);
+    }
     rv = rproxy_stats_create("rproxy-members", sizeof(rproxy_member_slot),
                              total, (void **)mslots, pconf, s);
+    if (rv == APR_SUCCESS && !old) {
+        rproxy_member_slot *copy = apr_palloc(ptemp, sizeof(*copy) * total);
+        for (n_old = 0; n_old < total; n_old++) {
+            copy[n_old] = *mslots[n_old];
+        }
+        old = copy;
+    }
     if (rv == APR_SUCCESS) {
         rv = rproxy_stats_create("rproxy-groups", sizeof(rproxy_group_slot),
                                  groups->nelts, (void **)gslots, pconf, s);
@@ -859,7 +898,8 @@ apr_status_t rproxy_groups_post_config(apr_pool_t *pconf, apr_pool_t *ptemp,
     for (i = 0; i < groups->nelts; i++) {
         rproxy_group *g = APR_ARRAY_IDX(groups, i, rproxy_group *);
         int n = rproxy_group_slots_needed(g);
-        rproxy_group_attach(g, mslots + at, n, gslots[i], pconf, ptemp);
+        rproxy_group_attach(g, mslots + at, n, old, (int)n_old, gslots[i],
+                            pconf, ptemp);
         at += n;
     }
     return APR_SUCCESS;

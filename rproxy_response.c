@@ -843,7 +843,7 @@ int rproxy_relay_response(rproxy_exchange *x)
     if (status != OK) {
         return status;
     }
-    if (x->replay_fresh && x->idempotent && !x->body_started) {
+    if (x->replay_fresh && x->idempotent_method && !x->body_started) {
         /* In a group with a member left to try: what the head was, should
          * this response die before reaching the client. */
         rs->out_before = apr_table_copy(r->pool, r->headers_out);

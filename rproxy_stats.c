@@ -210,6 +210,15 @@ static apr_status_t take_snapshot(void *data)
     return APR_SUCCESS;
 }
 
+const void *rproxy_stats_previous(server_rec *s, const char *name,
+                                  apr_size_t size, unsigned int *count)
+{
+    snapshot *sn = snapshot_of(s, name);
+
+    *count = sn->data && sn->size == size ? sn->count : 0;
+    return *count ? sn->data : NULL;
+}
+
 apr_status_t rproxy_stats_create(const char *name, apr_size_t size,
                                  unsigned int count, void **slots,
                                  apr_pool_t *pconf, server_rec *s)

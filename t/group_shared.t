@@ -20,7 +20,7 @@ use IO::Select;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-plan tests => 18;
+plan tests => 19;
 
 my $t = Apache::Test::vars('t_dir');
 my $script = "$t/tools/count_backend.pl";
@@ -64,7 +64,7 @@ sub backend_hits {
 
 start_backend($_) for qw(b1 b2 b3);
 my %m = map { $_ => "http://127.0.0.1:$bp{$_}" } keys %bp;
-my $h = RProxyOwn->new(mpm => 'prefork', conf => <<"EOC");
+my $conf = <<"EOC";
 KeepAlive On
 MaxKeepAliveRequests 0
 KeepAliveTimeout 30
@@ -106,6 +106,7 @@ Timeout 20
     Require all granted
 </Location>
 EOC
+my $h = RProxyOwn->new(mpm => 'prefork', conf => $conf);
 
 # ---- every child's page ----
 
@@ -327,6 +328,15 @@ sub hits_b2 {
              'after a graceful restart every child shows it still draining ('
              . scalar(keys %$seen) . ' children)');
     ok t_cmp(hits_b2('/dr/x', 20), 0, 'and no request goes to it');
+    # A group added that sorts first (its members take the first slots):
+    # the drained member's slot moves, and its drain with it.
+    $h->configure(conf => "<RProxyGroup aa>\n    RProxyMember $m{b1}\n"
+                          . "    RProxyMember $m{b3}\n</RProxyGroup>\n$conf");
+    $h->graceful;
+    ($seen, $all) = every_child('dr', 'b2');
+    t_debug('after a group was added: ' . describe($seen));
+    ok t_cmp(join(',', sort { $a cmp $b } keys %{{ map { $_ => 1 } map { @$_ } values %$seen }}), 'draining',
+             'still draining after a graceful restart that moved its slot');
     ok t_cmp(control(enable => 'dr', 'b2'), 200, 'enabled again with the new nonce');
     ok t_cmp(hits_b2('/dr/x', 40) > 0 ? 1 : 0, 1, 'and it gets requests again');
 

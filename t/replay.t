@@ -12,7 +12,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 17;
+plan tests => 19;
 
 my $m1 = Apache::Test::vars('rproxy_m1_port');
 
@@ -77,4 +77,15 @@ my $m1 = Apache::Test::vars('rproxy_m1_port');
     ok t_cmp($r->{status}, 502, 'the POST is not sent again: 502');
     ok t_cmp(wait_for(sub { error_log_since($mark) =~ /reading 100-byte body/ }, 5)
              ? 'logged' : 'not logged', 'logged', 'the log names the cut body');
+}
+
+# A bodiless POST with an Idempotency-Key after the head: the key vouches
+# for replaying what may not have arrived, not for what a member answered.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 201 Created\r\nContent-Length: 100\r\n\r\n" });
+    my $r = http_request(POST => '/g/replay/midkey', headers => ['Idempotency-Key' => 'k1']);
+    my @seen = $be->requests;
+    $be->stop;
+    ok t_cmp(scalar(@seen), 1, 'the first member got the keyed POST and died after its head');
+    ok t_cmp($r->{status}, 502, 'it is not sent to another member: 502');
 }

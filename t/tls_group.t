@@ -37,7 +37,7 @@ my @multi = $multi ? map { join '.', unpack 'C4', $_ }
     (gethostbyname('rproxy-multi.test'))[4 .. 5] : ();
 $multi = 0 unless "@{[sort @multi]}" eq '127.0.0.2 127.0.0.3';
 
-plan tests => 24, need {
+plan tests => 27, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/members.pem" ? 1 : 0,
     'mod_ssl' => -e '/usr/lib/apache2/modules/mod_ssl.so' ? 1 : 0,
     'rproxy-multi.test as 127.0.0.2 and 127.0.0.3 in /etc/hosts (.ci/run adds it)' => $multi };
@@ -84,11 +84,14 @@ my $pi = RProxyOwn::free_port();    # https://127.0.0.1
 my $pc = RProxyOwn::free_port();    # the checked member
 my $po = RProxyOwn::free_port();    # checked without verification
 my $ph = RProxyOwn::free_port();    # a plain http member
+my $ps = RProxyOwn::free_port();    # one backend, by name and by address
 start_tls('m2', '127.0.0.2', $pm, 'members');
 start_tls('m3', '127.0.0.3', $pm, 'members');
 start_tls('ip', '127.0.0.1', $pi, 'good');
 start_tls('chk', '127.0.0.1', $pc, 'good');
 start_tls('off', '127.0.0.1', $po, 'selfsigned');
+start_tls('s2', '127.0.0.2', $ps, 'members');
+start_tls('s3', '127.0.0.3', $ps, 'members');
 my $plain = RProxyOwn::backend(addr => '127.0.0.1', port => $ph, dir => $dir);
 
 my $h = RProxyOwn->new(conf => <<"EOC");
@@ -120,6 +123,23 @@ SSLProxyCACertificateFile "$certs/ca.pem"
     RProxyMember https://127.0.0.1:$pi
     RProxySlowStart 0
 </RProxyGroup>
+<RProxyGroup byname>
+    RProxyMember https://rproxy-multi.test:$ps
+    RProxySlowStart 0
+    RProxyResolveInterval 0
+</RProxyGroup>
+<RProxyGroup byip>
+    RProxyMember https://127.0.0.2:$ps
+    RProxySlowStart 0
+</RProxyGroup>
+<Location "/byname/">
+    SetHandler rproxy
+    RProxyTarget "group://byname/"
+</Location>
+<Location "/byip/">
+    SetHandler rproxy
+    RProxyTarget "group://byip/"
+</Location>
 <Location "/tg/">
     SetHandler rproxy
     RProxyTarget "group://tg/"
@@ -261,6 +281,23 @@ start_tls('m3', '127.0.0.3', $pm, 'wrongname');
     my $json = $h->get('/rproxy-status?format=json');
     ok t_cmp($json =~ /"key":"https:\/\/127\.0\.0\.1:$pi"/ && $json =~ /"key":"127\.0\.0\.1:$ph"/ ? 1 : 0, 1,
              'the status page keys the https member apart (https://127.0.0.1:port)');
+}
+
+# One backend reached by a name and by an address of that name: the
+# connections and TLS sessions made for the name (verified against it)
+# never serve the address member, which is verified against the address,
+# and which the certificate does not name.
+{
+    my (%name, %ip);
+    for (1 .. 15) {
+        $name{ (req(GET => '/byname/who'))[0] }++ for 1 .. 3;
+        $ip{ (req(GET => '/byip/who'))[0] }++;
+    }
+    my $n = join ',', map { "$_=$name{$_}" } sort keys %name;
+    my $i = join ',', map { "$_=$ip{$_}" } sort keys %ip;
+    ok t_cmp($n, '200=45', 'the members by name answer (their connections stay idle)');
+    ok t_cmp($ip{200} // 0, 0, "the address member never answers over them ($i)");
+    ok t_cmp($ip{502} ? 1 : 0, 1, "it is refused: its certificate does not name it ($i)");
 }
 
 ok t_cmp($h->log_since(0) =~ /(exit signal [^\n]*)/ ? $1 : 'none', 'none',

@@ -128,11 +128,16 @@ EOC
     close $fh;
 }
 
+# The server's pid, from its pid file; remembered, so that stop() finds
+# it after File::Temp's END has removed the directory, which happens
+# before DESTROY runs at global destruction (a test that never calls
+# stop() left its httpd running).
 sub pid {
     my $self = shift;
     open my $fh, '<', "$self->{dir}/httpd.pid" or return 0;
     my $p = <$fh> // '';
     chomp $p;
+    $self->{last_pid} = $p if $p;
     return $p;
 }
 
@@ -205,7 +210,8 @@ sub child_pids {
 
 sub stop {
     my $self = shift;
-    my $pid = $self->pid or return;
+    my $pid = $self->pid || delete $self->{last_pid} or return;
+    delete $self->{last_pid};
     kill 'TERM', $pid;
     wait_until(sub { !kill 0, $pid }, 15);
     unlink "$self->{dir}/httpd.pid";
