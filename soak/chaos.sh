@@ -16,7 +16,8 @@
 # Verdict (soak/chaos_check.py, plus RSS and fds here): PASS only if no GET
 # failed, no POST reached a member twice, every failed POST was answered 502
 # or 503, RSS (same procedure before and after: graceful restart, then
-# SOAK_WARMUP requests at 512 connections, then at rest) within 1%, and fds
+# SOAK_WARMUP requests at 512 connections, then at rest) grown by 1% at
+# most (a drop is no leak: reported, not failed), and fds
 # flat (the parent's equal; the children's change only by idle backend
 # connections).  Table on stdout and soak/results/chaos.md; exit 1 on FAIL.
 source "$(dirname "$0")/lib.sh"
@@ -250,8 +251,12 @@ crashes=$(grep -c 'exit signal' "$work/httpd/error.log" || true)
 fail=()
 [ "$(v verdict)" = PASS ] || fail+=("requests: $(grep -E '^(get_failed|post_silent|post_duplicated|post_200_not_seen_once|post_bodies_wrong_at_member) ' "$work/check" | tr '\n' ' ')")
 [ "$(v requests)" -ge "$total" ] || fail+=("only $(v requests) of $total requests")
-awk -v p="$rss_pct" 'BEGIN { exit !(p <= 1.0 && p >= -1.0) }' || fail+=("RSS changed $rss_pct%")
-awk -v p="$prss_pct" 'BEGIN { exit !(p <= 1.0 && p >= -1.0) }' || fail+=("parent RSS changed $prss_pct%")
+# RSS may not grow by more than 1 %: a leak grows it.  Less after the run
+# than before is no leak; the procedure itself moves RSS by 1-2 % (w1 ->
+# w1b) and fresh children after a graceful restart often hold less, so a
+# drop is reported, not failed.
+awk -v p="$rss_pct" 'BEGIN { exit !(p <= 1.0) }' || fail+=("RSS grew $rss_pct%")
+awk -v p="$prss_pct" 'BEGIN { exit !(p <= 1.0) }' || fail+=("parent RSS grew $prss_pct%")
 [ "$pfd0" = "$pfd1" ] || fail+=("parent fds $pfd0 -> $pfd1")
 [ $((fd1 - fd0)) = $((${idle1:-0} - ${idle0:-0})) ] || fail+=("fds $fd0 -> $fd1 while idle backend connections ${idle0:-?} -> ${idle1:-?}")
 [ "$crashes" = 0 ] || fail+=("$crashes child crash(es) in the error log")
@@ -280,10 +285,10 @@ mkdir -p "$here/results"
     echo "| POSTs a member got twice | $(v post_duplicated) | 0 |"
     echo "| POSTs answered 200 not seen exactly once by the members | $(v post_200_not_seen_once) | 0 |"
     echo "| POST bodies wrong at the member | $(v post_bodies_wrong_at_member) | 0 |"
-    echo "| RSS, after warm-up (w1b) -> after the run (each: graceful + $warm requests at $warm_conns conns + 2 s rest) | $rss0 -> $rss1 KiB ($rss_pct%) | within 1% |"
+    echo "| RSS, after warm-up (w1b) -> after the run (each: graceful + $warm requests at $warm_conns conns + 2 s rest) | $rss0 -> $rss1 KiB ($rss_pct%) | grows 1% at most |"
     echo "| the same procedure twice before the chaos, w1 -> w1b (its own noise) | $rssa -> $rss0 KiB ($(pct "$rssa" "$rss0")%), idle backend connections ${idlea:-?} -> ${idle0:-?} | |"
     echo "| of which thread stacks / all the rest, w1 -> w1b -> after | $stka / $otha -> $stk0 / $oth0 -> $stk1 / $oth1 KiB | |"
-    echo "| parent's RSS | $prss0 -> $prss1 KiB ($prss_pct%) | within 1% |"
+    echo "| parent's RSS | $prss0 -> $prss1 KiB ($prss_pct%) | grows 1% at most |"
     echo "| fds, all processes | $fd0 -> $fd1 (idle backend connections ${idle0:-?} -> ${idle1:-?}) | change = idle change |"
     echo "| parent's fds | $pfd0 -> $pfd1 | equal |"
     echo "| RSS / fds before each timed graceful restart (under load) | $(awk '$1 ~ /^g/ { printf "%s/%s ", $2, $3 }' "$work/samples") | |"
