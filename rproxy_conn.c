@@ -207,9 +207,9 @@ static apr_status_t raw_blocking(rproxy_conn *c)
     apr_status_t rv = apr_os_sock_get(&fd, c->sock);
 
     if (rv == APR_SUCCESS) {
+        c->fd = fd;
         rv = apr_socket_timeout_set(c->sock, -1);
     }
-    c->fd = fd;
     return rv;
 }
 

@@ -111,6 +111,35 @@ run_wrk() {     # VARIANT FILE CONNS SECONDS: prints req/s, errors, requests
         die "cannot parse wrk output: $out"
 }
 
+# ratio_rows COLUMN RAW: a table row per workload for the figure in COLUMN
+# of RAW (4 req/s, 6 CPU µs per request): the medians of new and old, the
+# median of the per-round ratios new/old, their min - max, each round's
+# ratio, and wrk's errors.
+ratio_rows() {
+    awk -F'\t' -v col="$1" '
+        { v[$1, $2, $3] = $col; errs[$1] += $5
+          if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
+          if ($3 > nr) nr = $3 }
+        function median(a, n,   i, j, t) {    # sorts a
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
+                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        END {
+            for (k = 1; k <= nw; k++) {
+                w = order[k]; list = ""
+                for (r = 1; r <= nr; r++) {
+                    a[r] = v[w, "new", r]; b[r] = v[w, "old", r]
+                    q[r] = b[r] ? a[r] / b[r] : 0
+                    list = list sprintf("%s%.3f", r > 1 ? " " : "", q[r])
+                }
+                mn = median(a, nr); mo = median(b, nr); mq = median(q, nr)
+                printf "| %s | %.*f | %.*f | %.3f | %.3f - %.3f | %s | %d |\n",
+                    w, col == 4 ? 0 : 1, mn, col == 4 ? 0 : 1, mo, mq,
+                    q[1], q[nr], list, errs[w]
+            }
+        }' "$2"
+}
+
 say "new: $new_id (this tree), old: $base_id; $rounds rounds of ${dur}s; in $work"
 loadavg=$(cut -d' ' -f1-3 /proc/loadavg)
 start_server backend; wait_ready backend
@@ -142,50 +171,12 @@ cp "$raw" "$here/results/compare.tsv"
     echo
     echo "| workload | new req/s (median) | old req/s (median) | new/old (median of per-round ratios) | min - max of ratios | per-round ratios | errors |"
     echo "|---|---:|---:|---:|---:|---|---:|"
-    awk -F'\t' '
-        { rps[$1, $2, $3] = $4; err += $5; errs[$1] += $5
-          if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
-          if ($3 > nr) nr = $3 }
-        function median(a, n,   i, j, t) {
-            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-        END {
-            for (k = 1; k <= nw; k++) {
-                w = order[k]; list = ""
-                for (r = 1; r <= nr; r++) {
-                    a[r] = rps[w, "new", r]; b[r] = rps[w, "old", r]
-                    q[r] = a[r] / b[r]; list = list sprintf("%s%.3f", r > 1 ? " " : "", q[r])
-                }
-                mn = median(a, nr); mo = median(b, nr); mq = median(q, nr)
-                printf "| %s | %.0f | %.0f | %.3f | %.3f - %.3f | %s | %d |\n",
-                    w, mn, mo, mq, q[1], q[nr], list, errs[w]
-            }
-        }' "$raw"
+    ratio_rows 4 "$raw"
     echo
     echo "httpd's CPU per request (user + system of all its processes during the wrk run, over the requests wrk counted; lower is better):"
     echo
-    echo "| workload | new µs (median) | old µs (median) | new/old (median of per-round ratios) | min - max of ratios |"
-    echo "|---|---:|---:|---:|---:|"
-    awk -F'\t' '
-        { cpu[$1, $2, $3] = $6
-          if (!($1 in seen)) { seen[$1] = 1; order[++nw] = $1 }
-          if ($3 > nr) nr = $3 }
-        function median(a, n,   i, j, t) {
-            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++)
-                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
-        END {
-            for (k = 1; k <= nw; k++) {
-                w = order[k]
-                for (r = 1; r <= nr; r++) {
-                    a[r] = cpu[w, "new", r]; b[r] = cpu[w, "old", r]
-                    q[r] = b[r] ? a[r] / b[r] : 0
-                }
-                mn = median(a, nr); mo = median(b, nr); mq = median(q, nr)
-                printf "| %s | %.1f | %.1f | %.3f | %.3f - %.3f |\n",
-                    w, mn, mo, mq, q[1], q[nr]
-            }
-        }' "$raw"
+    echo "| workload | new µs (median) | old µs (median) | new/old (median of per-round ratios) | min - max of ratios | per-round ratios | errors |"
+    echo "|---|---:|---:|---:|---:|---|---:|"
+    ratio_rows 6 "$raw"
 } | tee "$here/results/compare.md"
 say "done in ${SECONDS}s"

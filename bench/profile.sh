@@ -25,11 +25,7 @@ conns=${PROFILE_CONNS:-128}
 secs=${PROFILE_SECONDS:-8}
 variants=("$@")
 [ $# -gt 0 ] || variants=(rproxy proxy_http static)
-if ! command -v perf >/dev/null; then
-    [ "$(id -u)" = 0 ] || die "perf missing: install the Debian package linux-perf as root"
-    say "installing linux-perf"
-    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >&2
-fi
+need_perf
 
 make_data
 start_backend

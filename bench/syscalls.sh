@@ -21,11 +21,7 @@ conns=${SYSCALLS_CONNS:-16}
 n=${SYSCALLS_REQUESTS:-20000}
 variants=("$@")
 [ $# -gt 0 ] || variants=(rproxy proxy_http static)
-if ! command -v perf >/dev/null; then
-    [ "$(id -u)" = 0 ] || die "perf missing: install the Debian package linux-perf as root"
-    say "installing linux-perf"
-    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >&2
-fi
+need_perf
 # The calls a request can make, in httpd, mod_rproxy and mod_proxy_http.
 calls="read recvfrom recvmsg write writev sendto sendmsg sendfile64 poll
        epoll_wait epoll_ctl futex setsockopt getsockopt fcntl openat

@@ -112,6 +112,14 @@ make_data() {
     chmod 644 "$work/mod_rproxy.so"
 }
 
+# perf, for bench/profile.sh and bench/syscalls.sh (Debian: linux-perf).
+need_perf() {
+    command -v perf >/dev/null && return 0
+    [ "$(id -u)" = 0 ] || die "perf missing: install the Debian package linux-perf as root"
+    say "installing linux-perf"
+    apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >&2
+}
+
 # The pids of an httpd: the parent and its children.
 procs() { echo "$1" $(pgrep -P "$1" || true); }
 rss_kb() {      # summed VmRSS of an httpd's processes
