@@ -23,6 +23,8 @@ VARIANTS = [
     ("nginx", "nginx proxy_pass"),
     ("rproxy_tls", "mod_rproxy, https backend"),
     ("proxy_http_tls", "mod_proxy_http, https backend"),
+    ("floor_mem", "floor: httpd answering from memory"),
+    ("floor_proxy", "floor: bare backend round trip"),
 ]
 REF = "proxy_http"
 # The variants to the https backend are compared with mod_proxy_http to
@@ -97,6 +99,60 @@ def row(data, title, metric, workload, fmt, ratio=True, ref=None):
     return "| %s | %s |" % (title, " | ".join(cells))
 
 
+def budget(data, measured, nproc, p):
+    """What a req/s target leaves the proxy to spend, when the machine's
+    CPUs are what limits req/s: at k times the reference's req/s, a request
+    may cost the whole machine nproc / (k * ref req/s) of CPU; the backend,
+    wrk and the kernel's share outside the proxy (the variant's machine CPU
+    per request minus its proxy CPU) stay what they were, and the rest is
+    what the proxy may spend.  Set against the floor's and httpd static's
+    own proxy CPU, it says whether any handler could meet the target."""
+    pairs = [(v, REF, 1.5) for v in ("rproxy_apr",) if REF in measured]
+    pairs += [("rproxy_tls", TLS_REF, 1.3)] if TLS_REF in measured else []
+    pairs = [x for x in pairs if x[0] in measured]
+    if not data["machine_cpu_us"] or not pairs:
+        return
+    p("")
+    p("What the req/s targets leave the proxy to spend (medians; the "
+      "machine's busy CPU per request from /proc/stat, all processes): "
+      "at the target, a request may cost the machine at most %d CPUs / "
+      "(target × the reference's req/s); take away what the backend, wrk "
+      "and the kernel outside the proxy spent per request in this run, and "
+      "the rest is the proxy's allowance.  Where the allowance is below "
+      "what httpd spends answering from memory (floor_mem) or what the "
+      "bare backend round trip costs (floor_proxy), no handler in httpd "
+      "could meet the target on this machine." % nproc)
+    p("")
+    p("| variant / reference, workload | busy share of the %d CPUs | machine "
+      "CPU per request | of which the proxy | the rest | target req/s | "
+      "the proxy's allowance at the target | floor_proxy | floor_mem | "
+      "httpd static |" % nproc)
+    p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def med(metric, w, v):
+        rounds = data[metric][w][v]
+        return statistics.median(rounds.values()) if rounds else None
+
+    def us(v):
+        return "–" if v is None else fmt_us(v)
+    for v, ref, k in pairs:
+        for w, label in WORKLOADS:
+            mach, cpu = med("machine_cpu_us", w, v), med("cpu_us", w, v)
+            rps, ref_rps = med("rps", w, v), med("rps", w, ref)
+            if None in (mach, cpu, rps, ref_rps):
+                continue
+            want = k * ref_rps
+            allowance = nproc * 1e6 / want - (mach - cpu)
+            p("| %s / %s, %s | %.0f %% | %s | %s | %s | %s (%.1fx) | **%s** "
+              "| %s | %s | %s |" % (
+                  v, ref, label, 100.0 * rps * mach / (nproc * 1e6),
+                  fmt_us(mach), fmt_us(cpu), fmt_us(mach - cpu),
+                  fmt_rps(want), k, fmt_us(allowance),
+                  us(med("cpu_us", w, "floor_proxy")),
+                  us(med("cpu_us", w, "floor_mem")),
+                  us(med("cpu_us", w, "static"))))
+
+
 def main():
     data = load(sys.argv[1])
     meta = {}
@@ -157,6 +213,13 @@ def main():
         for w, label in WORKLOADS:
             p(row(data, "proxy CPU per request, %s (× httpd static)" % label,
                   "cpu_us", w, fmt_us, ref="static"))
+    if data["machine_cpu_us"]:
+        for w, label in WORKLOADS:
+            p(row(data, "backend CPU per request, %s" % label,
+                  "backend_cpu_us", w, fmt_us, ratio=False))
+        for w, label in WORKLOADS:
+            p(row(data, "whole machine's busy CPU per request, %s" % label,
+                  "machine_cpu_us", w, fmt_us, ratio=False))
     p(row(data, "512 MiB download", "dl_mbs", "512m", fmt_mbs))
     p(row(data, "memory per slow connection (peak − idle RSS) / clients",
           "mem_per_conn_kb", "slow", fmt_kib))
@@ -277,6 +340,8 @@ def main():
                 label, fmt_rps(va), fmt_rps(vb), m, rs[0], rs[-1],
                 "met" if m >= 1.3 else "**not met**", fmt_ms(pa), fmt_ms(pb),
                 accepts(w, "rproxy_tls"), accepts(w, TLS_REF)))
+
+    budget(data, measured, int(meta["nproc"]), p)
 
     if "rproxy_apr" not in measured or REF not in measured:
         print("\n".join(out))

@@ -76,6 +76,7 @@ if [ -n "${BENCH_VARIANTS:-}" ]; then
         case $v in
             rproxy_apr|rproxy_g1|rproxy_g4|rproxy_none|proxy_http|static|nginx) ;;
             rproxy_tls|proxy_http_tls) ;;
+            floor_mem|floor_proxy) ;;
             rproxy_alt) [ -n "$alt_module" ] || { echo "run.sh: rproxy_alt needs BENCH_ALT_MODULE" >&2; exit 2; } ;;
             *) echo "run.sh: unknown variant '$v' in BENCH_VARIANTS" >&2; exit 2 ;;
         esac
@@ -85,7 +86,7 @@ fi
 # group variants: they measure the relay, which a group does not change.
 single_variants=()
 for v in "${variants[@]}"; do
-    [[ $v == rproxy_g[14] ]] || single_variants+=("$v")
+    [[ $v == rproxy_g[14] || $v == floor_* ]] || single_variants+=("$v")
 done
 workloads=(1k:16 1k:128 64k:16 64k:128)
 
@@ -111,6 +112,12 @@ declare -A port pid
 port[backend]=$port0
 i=1
 for v in "${variants[@]}"; do port[$v]=$((port0 + i)); i=$((i + 1)); done
+# floor_mem and floor_proxy (only when BENCH_VARIANTS names them): the
+# cheapest handlers httpd can run, from bench/experiments/mod_floor.c, to
+# measure what any proxy inside httpd must cost (bench/RESULTS.md, "The
+# floor"); left out of the 512 MiB download and the memory test.
+floor=0
+for v in "${variants[@]}"; do [[ $v != floor_* ]] || floor=1; done
 # The group members 2-4: the backend nginx listens on these ports too.
 port[member2]=$((port0 + 10)); port[member3]=$((port0 + 11)); port[member4]=$((port0 + 12))
 # The https backend (only when a TLS variant runs).
@@ -240,11 +247,23 @@ measure_wrk() {
     busy_check "round $r $w $v"
     if [[ $v == rproxy_* ]]; then before=$(status "$v"); fi
     if [[ $v == *_tls ]]; then acc0=$(tls_accepts); fi
+    local be=backend be0 be1 all0 all1
+    [[ $v != *_tls ]] || be=tls_backend
+    [[ $v != static && $v != floor_mem ]] || be=""
     cpu0=$(cpu_us "$v")
+    [ -z "$be" ] || be0=$(cpu_us "$be")
+    all0=$(machine_cpu_us)
     res=$(run_wrk "$v" "$size" "$conns" "$dur")
+    all1=$(machine_cpu_us)
+    [ -z "$be" ] || be1=$(cpu_us "$be")
     cpu1=$(cpu_us "$v")
     read -r rps p99 n err <<<"$res"
-    [ "$n" -le 0 ] || rec cpu_us "$w" "$v" "$r" "$(awk -v d=$((cpu1 - cpu0)) -v n="$n" 'BEGIN { print d / n }')"
+    per() { awk -v d="$1" -v n="$n" 'BEGIN { print d / n }'; }
+    if [ "$n" -gt 0 ]; then
+        rec cpu_us "$w" "$v" "$r" "$(per $((cpu1 - cpu0)))"
+        rec machine_cpu_us "$w" "$v" "$r" "$(per $((all1 - all0)))"
+        [ -z "$be" ] || rec backend_cpu_us "$w" "$v" "$r" "$(per $((be1 - be0)))"
+    fi
     rec rps "$w" "$v" "$r" "$rps"
     rec p99_us "$w" "$v" "$r" "$p99"
     rec errors "$w" "$v" "$r" "$err"
@@ -361,6 +380,13 @@ chmod 644 "$work/data"/*.bin
 # a restart in the middle of the run.
 cp "$module" "$work/mod_rproxy.so"
 chmod 644 "$work/mod_rproxy.so"
+if [ "$floor" = 1 ]; then
+    mkdir -p "$work/floor"
+    cp "$here/experiments/mod_floor.c" "$work/floor/"
+    (cd "$work/floor" && apxs -c -Wc,-O2 mod_floor.c >build.log 2>&1) ||
+        die "apxs could not build bench/experiments/mod_floor.c ($work/floor/build.log)"
+    chmod -R go+rX "$work/floor"
+fi
 if [ -n "$alt_module" ]; then
     cp "$alt_module" "$work/mod_rproxy_alt.so"
     chmod 644 "$work/mod_rproxy_alt.so"
