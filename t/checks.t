@@ -19,10 +19,12 @@ my $dir = tempdir(CLEANUP => 1);
 my $bport = RProxyOwn::free_port();
 my $be = RProxyOwn::backend(addr => '127.0.0.1', port => $bport, dir => $dir);
 
+# timeout=5s: on a loaded machine a check answered late is still judged by
+# its status, which the down line below must name.
 my $h = RProxyOwn->new(conf => <<"EOC");
 <RProxyGroup chk>
     RProxyMember http://127.0.0.1:$bport
-    RProxyHealthCheck GET /health?from=rproxy interval=500ms timeout=1s rise=2 fall=2 status=200-299
+    RProxyHealthCheck GET /health?from=rproxy interval=500ms timeout=5s rise=2 fall=2 status=200-299
     RProxySlowStart 0
 </RProxyGroup>
 <Location "/g/">
