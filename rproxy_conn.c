@@ -103,6 +103,9 @@ static void conn_close(rproxy_conn *c)
     apr_pool_destroy(c->pool);
 }
 
+static apr_status_t filters_read(rproxy_conn *c, char *dst, apr_size_t *len,
+                                 apr_size_t want, int block);
+
 /* An idle connection is usable if reading it would block: no EOF from the
  * backend, and no stray bytes that would be taken for the next response. */
 static int idle_conn_alive(rproxy_conn *c)
@@ -111,6 +114,13 @@ static int idle_conn_alive(rproxy_conn *c)
     char probe;
     ssize_t n;
 
+    if (c->c) {
+        /* Through the filters: stray bytes may lie there, off the socket
+         * (the core and mod_ssl read whole records, and more), where no
+         * look at the socket sees them. */
+        apr_size_t len;
+        return APR_STATUS_IS_EAGAIN(filters_read(c, &probe, &len, 1, 0));
+    }
     if (apr_os_sock_get(&fd, c->sock) != APR_SUCCESS) {
         return 0;
     }

@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 30, need {
+plan tests => 31, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -144,6 +144,36 @@ start_tls('good');
     else {
         ok t_cmp($s->{resumed}, 1, 'which resumes the TLS session');
     }
+}
+
+# Bytes the backend sent after a response, taken off the socket with its
+# last bytes (by the core's 8000-byte reads, or mod_ssl's whole records)
+# but not read by the proxy: the connection is not reused, as a plain one
+# with bytes on its socket is not.  The response fills the proxy's read
+# buffer exactly (32768 bytes) and is all there when it reads: the
+# backend answers the head, and the client sends the body half a second
+# later.  Then a second request on the same client connection.
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(),
+                                     Timeout => 10) or die "connect: $!";
+    print $sock "POST /tlsb/stray?total=32768 HTTP/1.1\r\nHost: localhost\r\n"
+              . "Content-Length: 5\r\n\r\n";
+    sleep 0.5;
+    print $sock "hello";
+    print $sock "GET /tlsb/g?gen=100 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    my $all = '';
+    my $t0 = time;
+    while (time - $t0 < 15) {
+        my $n = sysread $sock, my $chunk, 65536;
+        last unless $n;
+        $all .= $chunk;
+    }
+    close $sock;
+    my @codes = $all =~ m{HTTP/1\.1 (\d\d\d) }g;
+    ok t_cmp(join(' ', @codes) . ($all =~ /POISON/ ? ', the stray response'
+                                  : substr($all, -100) eq pattern(100) ? ', exact' : ', differs'),
+             '200 200, exact',
+             'bytes left in the TLS filters after a response: the connection is not reused');
 }
 
 # The backend drops the connection mid-body without close_notify.
