@@ -473,8 +473,10 @@ void rproxy_tls_keep_session(rproxy_tls *t);
 /* ---- backend connections (rproxy_conn.c) ---- */
 
 /* A TLS handshake with the backend failed (rproxy_conn_open; the reason
- * is in *why).  A handshake that ran out of time is APR_TIMEUP. */
+ * is in *why), or ran out of time: not APR_TIMEUP, which is the TCP
+ * connect's (a 502, as for a plain backend). */
 #define RPROXY_TLS_FAILED (APR_OS_START_USERERR + 140)
+#define RPROXY_TLS_TIMEUP (APR_OS_START_USERERR + 141)
 
 apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s);
 /* An idle connection to b or a new one (https: handshake done, within

@@ -225,7 +225,7 @@ static apr_status_t raw_blocking(rproxy_conn *c)
 
 /* Makes c an https connection: a backend conn_rec on its socket, bound to
  * httpd's TLS module with its server's configuration, then the handshake,
- * within timeout.  APR_SUCCESS, APR_TIMEUP,
+ * within timeout.  APR_SUCCESS, RPROXY_TLS_TIMEUP,
  * or RPROXY_TLS_FAILED with *why. */
 static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
                               apr_interval_time_t timeout, int verify,
@@ -284,7 +284,7 @@ static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
     if (!*why && (APR_STATUS_IS_TIMEUP(rv)
                   || apr_time_now() - began >= timeout)) {
         /* mod_ssl reports every failed handshake alike. */
-        return APR_TIMEUP;
+        return RPROXY_TLS_TIMEUP;
     }
     if (!*why) {
         *why = "the TLS handshake failed (the TLS module's lines at "

@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 31, need {
+plan tests => 32, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -217,6 +217,24 @@ stop_backend();
     my $t0 = time;
     my ($w) = curl('-w', '%{http_code}', "$base/tlsb-slow/g?gen=10");
     ok t_cmp($w, '504', sprintf('a TLS handshake that times out: 504 (after %.1f s)', time - $t0));
+    close $ls;
+}
+
+# A backend whose TCP connect times out (its listen queue is full, so the
+# kernel drops the SYN): 502, as for a plain one; no handshake began.
+{
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                                   ReuseAddr => 1) or die "socket: $!";
+    listen($ls, 0) or die "listen: $!";     # (IO::Socket's makes 0 a 5)
+    my $filler = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                       Timeout => 5) or die "connect: $!";
+    my $mark = error_log_mark();
+    my ($w) = curl('-w', '%{http_code}', "$base/tlsb-connect/g?gen=10");
+    my $log = error_log_since($mark);
+    my ($line) = $log =~ /^(.*rproxy.*localhost:$port.*)$/m;
+    ok t_cmp("$w " . ($line // 'no line'), qr/^502 .*cannot connect to localhost:$port/,
+             'a TCP connect that times out to an https backend: 502, logged as such');
+    close $filler;
     close $ls;
 }
 
