@@ -559,6 +559,11 @@ apr_status_t rproxy_conn_write_some(rproxy_conn *c, const char *data,
     return n >= 0 ? APR_SUCCESS : raw_error(1);
 }
 
+int rproxy_conn_closed_cleanly(const rproxy_conn *c)
+{
+    return !c->c || rproxy_tls_close_notified(c->tls);
+}
+
 apr_status_t rproxy_conn_shutdown_write(rproxy_conn *c)
 {
     if (c->c) {

@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 32, need {
+plan tests => 35, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -182,6 +182,23 @@ start_tls('good');
     my ($code, $exit) = split ' ', $w;
     ok t_cmp("$code " . ($exit != 0 ? 'failed' : 'complete'), '200 failed',
              'a backend dropping TLS mid-body aborts the client');
+}
+
+# A body delimited by the close: over TLS only a close_notify ends it
+# (RFC 9112 9.8); a bare close may be a cut, and aborts the client.
+{
+    my ($w, $body) = curl('-w', '%{http_code} %{exitcode}', "$base/tlsb/eof?gen=100000&notify=1");
+    my ($code, $exit) = split ' ', $w;
+    ok t_cmp("$code $exit " . ($body eq pattern(100000) ? 'exact' : length($body) . ' bytes, differs'),
+             '200 0 exact', 'a close-delimited body ended by close_notify: complete');
+    my $mark = error_log_mark();
+    ($w, $body) = curl('-w', '%{http_code} %{exitcode}', "$base/tlsb/eof?gen=100000");
+    ($code, $exit) = split ' ', $w;
+    ok t_cmp("$code " . ($exit != 0 ? 'failed' : 'complete'), '200 failed',
+             'a close-delimited body ended without close_notify aborts the client');
+    my $log = error_log_since($mark);
+    ok t_cmp($log =~ /close-delimited body.*close_notify/ ? 1 : 0, 1,
+             'and says why in the log');
 }
 
 # Certificates that must not be taken: 502 and a log line naming the target

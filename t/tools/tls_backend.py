@@ -8,7 +8,9 @@ given.
 
 HTTP paths: /g?gen=N[&chunked=1][&trailer=1][&delay=S] sends N bytes of the suite's
 pattern (byte i is i % 251); POST /echo sends the body back; /cut?gen=N&at=M
-announces N bytes, sends M and closes without close_notify; /stray?total=N
+announces N bytes, sends M and closes without close_notify;
+/eof?gen=N[&notify=1] sends N bytes delimited by the close, and then
+closes with close_notify only given notify=1; /stray?total=N
 answers as soon as it has the head, before reading the body, with a
 response of N bytes, head included, and a second, unasked-for one
 ("POISON") in the same write; /peer names the
@@ -160,6 +162,19 @@ def serve(conn):
                 n, at = int(q["gen"]), int(q["at"])
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern(at))
                 conn.close()       # no close_notify: no unwrap()
+                return
+            elif u.path.endswith("/eof"):
+                # A body delimited by the close: with close_notify
+                # (notify=1) or without.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                             + pattern(int(q["gen"])))
+                if q.get("notify"):
+                    conn.settimeout(2)
+                    try:
+                        conn.unwrap()
+                    except (OSError, ValueError):
+                        pass
+                conn.close()
                 return
             else:
                 if q.get("delay"):
