@@ -488,6 +488,13 @@ static apr_status_t filters_write(rproxy_conn *c)
     if (rv == APR_SUCCESS && c->c->aborted) {
         rv = APR_ECONNABORTED;
     }
+    if (rv != APR_SUCCESS) {
+        /* httpd's core marks the connection aborted when a write fails,
+         * and mod_ssl then reads nothing more; but what the backend sent
+         * before it stopped reading (an early 413, say) is still to be
+         * read, as on a plain connection. */
+        c->c->aborted = 0;
+    }
     return rv;
 }
 

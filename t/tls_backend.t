@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 35, need {
+plan tests => 36, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -182,6 +182,15 @@ start_tls('good');
     my ($code, $exit) = split ' ', $w;
     ok t_cmp("$code " . ($exit != 0 ? 'failed' : 'complete'), '200 failed',
              'a backend dropping TLS mid-body aborts the client');
+}
+
+# A backend that answers before taking the whole request body, and
+# closes: the proxy's writes fail, and its answer is relayed as a plain
+# backend's is.
+{
+    open my $fh, '>', "$dir/big" or die; binmode $fh; print $fh pattern(8000000, 3); close $fh;
+    my ($w, $body) = curl('-w', '%{http_code}', '-H', 'Expect:', '--data-binary', "\@$dir/big", "$base/tlsb/early");
+    ok t_cmp("$w $body", '413 too large', 'an early answer to a request body is relayed');
 }
 
 # A body delimited by the close: over TLS only a close_notify ends it

@@ -9,7 +9,8 @@ given.
 HTTP paths: /g?gen=N[&chunked=1][&trailer=1][&delay=S] sends N bytes of the suite's
 pattern (byte i is i % 251); POST /echo sends the body back; /cut?gen=N&at=M
 announces N bytes, sends M and closes without close_notify;
-/eof?gen=N[&notify=1] sends N bytes delimited by the close, and then
+/early answers 413 to a request
+without reading its body, and closes; /eof?gen=N[&notify=1] sends N bytes delimited by the close, and then
 closes with close_notify only given notify=1; /stray?total=N
 answers as soon as it has the head, before reading the body, with a
 response of N bytes, head included, and a second, unasked-for one
@@ -142,6 +143,15 @@ def serve(conn):
                              + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON")
                 read_body(f, headers)
                 continue
+            if u.path.endswith("/early"):
+                # Refuses the body unread, and closes: the proxy's writes
+                # fail (a reset), its response is still there to read.
+                conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\n"
+                             b"Content-Length: 9\r\nConnection: close\r\n\r\n"
+                             b"too large")
+                time.sleep(0.2)
+                conn.close()
+                return
             body = read_body(f, headers)
             if u.path.endswith("/echo"):
                 out = body
