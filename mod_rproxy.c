@@ -984,11 +984,11 @@ static int connect_backend(rproxy_exchange *x)
     if (rv != APR_SUCCESS) {
         x->conn = NULL;
         x->connect_failed = 1;
-        if (x->backend->tls && APR_STATUS_IS_TIMEUP(rv) && !why) {
+        if (rv == RPROXY_TLS_TIMEUP) {
             x->connect_error = "TLS handshake timed out";
-            return rproxy_fail(x, HTTP_GATEWAY_TIME_OUT, rv, "TLS handshake "
-                               "with %s timed out after %" APR_TIME_T_FMT
-                               " s", x->backend->key,
+            return rproxy_fail(x, HTTP_GATEWAY_TIME_OUT, APR_TIMEUP,
+                               "TLS handshake with %s timed out after %"
+                               APR_TIME_T_FMT " s", x->backend->key,
                                apr_time_sec(x->timeout));
         }
         if (rv == RPROXY_TLS_FAILED) {

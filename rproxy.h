@@ -466,6 +466,8 @@ rproxy_tls *rproxy_tls_attach(conn_rec *bc, const char *host,
 const char *rproxy_tls_error(const rproxy_tls *t);
 /* Whether the handshake resumed a session. */
 int rproxy_tls_resumed(const rproxy_tls *t);
+/* Whether the backend sent its close_notify. */
+int rproxy_tls_close_notified(const rproxy_tls *t);
 /* Keeps the connection's session for the next new connection (call only
  * on a healthy connection). */
 void rproxy_tls_keep_session(rproxy_tls *t);
@@ -473,8 +475,10 @@ void rproxy_tls_keep_session(rproxy_tls *t);
 /* ---- backend connections (rproxy_conn.c) ---- */
 
 /* A TLS handshake with the backend failed (rproxy_conn_open; the reason
- * is in *why).  A handshake that ran out of time is APR_TIMEUP. */
+ * is in *why), or ran out of time: not APR_TIMEUP, which is the TCP
+ * connect's (a 502, as for a plain backend). */
 #define RPROXY_TLS_FAILED (APR_OS_START_USERERR + 140)
+#define RPROXY_TLS_TIMEUP (APR_OS_START_USERERR + 141)
 
 apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s);
 /* An idle connection to b or a new one (https: handshake done, within
@@ -499,6 +503,11 @@ apr_status_t rproxy_conn_writev(rproxy_conn *c, struct iovec *vec, int n);
  * connections take it all, waiting up to the timeout. */
 apr_status_t rproxy_conn_write_some(rproxy_conn *c, const char *data,
                                     apr_size_t *len);
+/* After a read's APR_EOF: whether the backend closed as a body that ends
+ * with the connection needs: always on a plain connection; over TLS only
+ * with a close_notify, without which the body may have been cut (RFC 9112
+ * 9.8). */
+int rproxy_conn_closed_cleanly(const rproxy_conn *c);
 /* Half-close: APR_ENOTIMPL over TLS (httpd's TLS modules cannot). */
 apr_status_t rproxy_conn_shutdown_write(rproxy_conn *c);
 void rproxy_conn_timeout_set(rproxy_conn *c, apr_interval_time_t t);

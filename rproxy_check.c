@@ -175,7 +175,7 @@ static const char *check_member(rproxy_group *g, rproxy_member_slot *m,
     if (rv == RPROXY_TLS_FAILED) {
         return apr_psprintf(p, "TLS handshake refused: %s", why);
     }
-    if (rv != APR_SUCCESS && b.tls && APR_STATUS_IS_TIMEUP(rv) && !why) {
+    if (rv == RPROXY_TLS_TIMEUP) {
         return "TLS handshake timed out";
     }
     if (rv != APR_SUCCESS) {

@@ -103,6 +103,9 @@ static void conn_close(rproxy_conn *c)
     apr_pool_destroy(c->pool);
 }
 
+static apr_status_t filters_read(rproxy_conn *c, char *dst, apr_size_t *len,
+                                 apr_size_t want, int block);
+
 /* An idle connection is usable if reading it would block: no EOF from the
  * backend, and no stray bytes that would be taken for the next response. */
 static int idle_conn_alive(rproxy_conn *c)
@@ -111,6 +114,13 @@ static int idle_conn_alive(rproxy_conn *c)
     char probe;
     ssize_t n;
 
+    if (c->c) {
+        /* Through the filters: stray bytes may lie there, off the socket
+         * (the core and mod_ssl read whole records, and more), where no
+         * look at the socket sees them. */
+        apr_size_t len;
+        return APR_STATUS_IS_EAGAIN(filters_read(c, &probe, &len, 1, 0));
+    }
     if (apr_os_sock_get(&fd, c->sock) != APR_SUCCESS) {
         return 0;
     }
@@ -215,7 +225,7 @@ static apr_status_t raw_blocking(rproxy_conn *c)
 
 /* Makes c an https connection: a backend conn_rec on its socket, bound to
  * httpd's TLS module with its server's configuration, then the handshake,
- * within timeout.  APR_SUCCESS, APR_TIMEUP,
+ * within timeout.  APR_SUCCESS, RPROXY_TLS_TIMEUP,
  * or RPROXY_TLS_FAILED with *why. */
 static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
                               apr_interval_time_t timeout, int verify,
@@ -274,7 +284,7 @@ static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
     if (!*why && (APR_STATUS_IS_TIMEUP(rv)
                   || apr_time_now() - began >= timeout)) {
         /* mod_ssl reports every failed handshake alike. */
-        return APR_TIMEUP;
+        return RPROXY_TLS_TIMEUP;
     }
     if (!*why) {
         *why = "the TLS handshake failed (the TLS module's lines at "
@@ -478,6 +488,13 @@ static apr_status_t filters_write(rproxy_conn *c)
     if (rv == APR_SUCCESS && c->c->aborted) {
         rv = APR_ECONNABORTED;
     }
+    if (rv != APR_SUCCESS) {
+        /* httpd's core marks the connection aborted when a write fails,
+         * and mod_ssl then reads nothing more; but what the backend sent
+         * before it stopped reading (an early 413, say) is still to be
+         * read, as on a plain connection. */
+        c->c->aborted = 0;
+    }
     return rv;
 }
 
@@ -547,6 +564,11 @@ apr_status_t rproxy_conn_write_some(rproxy_conn *c, const char *data,
     } while (n < 0 && errno == EINTR);
     *len = n > 0 ? (apr_size_t)n : 0;
     return n >= 0 ? APR_SUCCESS : raw_error(1);
+}
+
+int rproxy_conn_closed_cleanly(const rproxy_conn *c)
+{
+    return !c->c || rproxy_tls_close_notified(c->tls);
 }
 
 apr_status_t rproxy_conn_shutdown_write(rproxy_conn *c)

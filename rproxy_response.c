@@ -548,7 +548,8 @@ static apr_status_t relay_until_close(response *rs)
         if (x->rd.pos == x->rd.end) {
             rv = body_fill(rs);
             if (rv == APR_EOF) {
-                return APR_SUCCESS;
+                return rproxy_conn_closed_cleanly(x->conn) ? APR_SUCCESS
+                                                           : APR_INCOMPLETE;
             }
             if (rv != APR_SUCCESS) {
                 return rv;
@@ -645,7 +646,10 @@ static int relay_body(response *rs)
     case FRAME_CLOSE:
         rv = relay_until_close(rs);
         if (rv != APR_SUCCESS && !rs->client_gone) {
-            status = read_failed(rs, rv, "reading close-delimited body");
+            status = read_failed(rs, rv, rv == APR_INCOMPLETE
+                                 ? "reading close-delimited body: the TLS "
+                                   "connection closed without close_notify"
+                                 : "reading close-delimited body");
         }
         break;
     }

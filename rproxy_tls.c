@@ -118,6 +118,12 @@ int rproxy_tls_resumed(const rproxy_tls *t)
     return t && t->ssl && SSL_session_reused(t->ssl);
 }
 
+int rproxy_tls_close_notified(const rproxy_tls *t)
+{
+    return t && t->ssl
+           && (SSL_get_shutdown(t->ssl) & SSL_RECEIVED_SHUTDOWN);
+}
+
 void rproxy_tls_keep_session(rproxy_tls *t)
 {
     SSL_SESSION *s, *old = NULL;

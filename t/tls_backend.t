@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 30, need {
+plan tests => 36, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -146,12 +146,68 @@ start_tls('good');
     }
 }
 
+# Bytes the backend sent after a response, taken off the socket with its
+# last bytes (by the core's 8000-byte reads, or mod_ssl's whole records)
+# but not read by the proxy: the connection is not reused, as a plain one
+# with bytes on its socket is not.  The response fills the proxy's read
+# buffer exactly (32768 bytes) and is all there when it reads: the
+# backend answers the head, and the client sends the body half a second
+# later.  Then a second request on the same client connection.
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(),
+                                     Timeout => 10) or die "connect: $!";
+    print $sock "POST /tlsb/stray?total=32768 HTTP/1.1\r\nHost: localhost\r\n"
+              . "Content-Length: 5\r\n\r\n";
+    sleep 0.5;
+    print $sock "hello";
+    print $sock "GET /tlsb/g?gen=100 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    my $all = '';
+    my $t0 = time;
+    while (time - $t0 < 15) {
+        my $n = sysread $sock, my $chunk, 65536;
+        last unless $n;
+        $all .= $chunk;
+    }
+    close $sock;
+    my @codes = $all =~ m{HTTP/1\.1 (\d\d\d) }g;
+    ok t_cmp(join(' ', @codes) . ($all =~ /POISON/ ? ', the stray response'
+                                  : substr($all, -100) eq pattern(100) ? ', exact' : ', differs'),
+             '200 200, exact',
+             'bytes left in the TLS filters after a response: the connection is not reused');
+}
+
 # The backend drops the connection mid-body without close_notify.
 {
     my ($w) = curl('-w', '%{http_code} %{exitcode}', "$base/tlsb/cut?gen=200000&at=50000");
     my ($code, $exit) = split ' ', $w;
     ok t_cmp("$code " . ($exit != 0 ? 'failed' : 'complete'), '200 failed',
              'a backend dropping TLS mid-body aborts the client');
+}
+
+# A backend that answers before taking the whole request body, and
+# closes: the proxy's writes fail, and its answer is relayed as a plain
+# backend's is.
+{
+    open my $fh, '>', "$dir/big" or die; binmode $fh; print $fh pattern(8000000, 3); close $fh;
+    my ($w, $body) = curl('-w', '%{http_code}', '-H', 'Expect:', '--data-binary', "\@$dir/big", "$base/tlsb/early");
+    ok t_cmp("$w $body", '413 too large', 'an early answer to a request body is relayed');
+}
+
+# A body delimited by the close: over TLS only a close_notify ends it
+# (RFC 9112 9.8); a bare close may be a cut, and aborts the client.
+{
+    my ($w, $body) = curl('-w', '%{http_code} %{exitcode}', "$base/tlsb/eof?gen=100000&notify=1");
+    my ($code, $exit) = split ' ', $w;
+    ok t_cmp("$code $exit " . ($body eq pattern(100000) ? 'exact' : length($body) . ' bytes, differs'),
+             '200 0 exact', 'a close-delimited body ended by close_notify: complete');
+    my $mark = error_log_mark();
+    ($w, $body) = curl('-w', '%{http_code} %{exitcode}', "$base/tlsb/eof?gen=100000");
+    ($code, $exit) = split ' ', $w;
+    ok t_cmp("$code " . ($exit != 0 ? 'failed' : 'complete'), '200 failed',
+             'a close-delimited body ended without close_notify aborts the client');
+    my $log = error_log_since($mark);
+    ok t_cmp($log =~ /close-delimited body.*close_notify/ ? 1 : 0, 1,
+             'and says why in the log');
 }
 
 # Certificates that must not be taken: 502 and a log line naming the target
@@ -187,6 +243,24 @@ stop_backend();
     my $t0 = time;
     my ($w) = curl('-w', '%{http_code}', "$base/tlsb-slow/g?gen=10");
     ok t_cmp($w, '504', sprintf('a TLS handshake that times out: 504 (after %.1f s)', time - $t0));
+    close $ls;
+}
+
+# A backend whose TCP connect times out (its listen queue is full, so the
+# kernel drops the SYN): 502, as for a plain one; no handshake began.
+{
+    my $ls = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port,
+                                   ReuseAddr => 1) or die "socket: $!";
+    listen($ls, 0) or die "listen: $!";     # (IO::Socket's makes 0 a 5)
+    my $filler = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                       Timeout => 5) or die "connect: $!";
+    my $mark = error_log_mark();
+    my ($w) = curl('-w', '%{http_code}', "$base/tlsb-connect/g?gen=10");
+    my $log = error_log_since($mark);
+    my ($line) = $log =~ /^(.*rproxy.*localhost:$port.*)$/m;
+    ok t_cmp("$w " . ($line // 'no line'), qr/^502 .*cannot connect to localhost:$port/,
+             'a TCP connect that times out to an https backend: 502, logged as such');
+    close $filler;
     close $ls;
 }
 

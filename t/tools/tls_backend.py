@@ -8,7 +8,13 @@ given.
 
 HTTP paths: /g?gen=N[&chunked=1][&trailer=1][&delay=S] sends N bytes of the suite's
 pattern (byte i is i % 251); POST /echo sends the body back; /cut?gen=N&at=M
-announces N bytes, sends M and closes without close_notify; /peer names the
+announces N bytes, sends M and closes without close_notify;
+/early answers 413 to a request
+without reading its body, and closes; /eof?gen=N[&notify=1] sends N bytes delimited by the close, and then
+closes with close_notify only given notify=1; /stray?total=N
+answers as soon as it has the head, before reading the body, with a
+response of N bytes, head included, and a second, unasked-for one
+("POISON") in the same write; /peer names the
 client certificate's subject; /who names the address and port it was
 reached on and the SNI of that connection (t/tls_group.t).  After every handshake it rewrites FILE with
 {"handshakes": n, "resumed": m}.  Prints "ready" once listening.
@@ -122,9 +128,31 @@ def serve(conn):
             if req is None:
                 break
             method, target, headers = req
-            body = read_body(f, headers)
             u = urlsplit(target)
             q = {k: v[0] for k, v in parse_qs(u.query).items()}
+            if u.path.endswith("/stray"):
+                # Answered before the body is read: a response of exactly
+                # total= bytes, head and body, and a second one.
+                total = n = int(q["total"])
+                while True:
+                    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n
+                    if len(head) + n == total:
+                        break
+                    n = total - len(head)
+                conn.sendall(head + pattern(n)
+                             + b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON")
+                read_body(f, headers)
+                continue
+            if u.path.endswith("/early"):
+                # Refuses the body unread, and closes: the proxy's writes
+                # fail (a reset), its response is still there to read.
+                conn.sendall(b"HTTP/1.1 413 Payload Too Large\r\n"
+                             b"Content-Length: 9\r\nConnection: close\r\n\r\n"
+                             b"too large")
+                time.sleep(0.2)
+                conn.close()
+                return
+            body = read_body(f, headers)
             if u.path.endswith("/echo"):
                 out = body
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(out) + out)
@@ -144,6 +172,19 @@ def serve(conn):
                 n, at = int(q["gen"]), int(q["at"])
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern(at))
                 conn.close()       # no close_notify: no unwrap()
+                return
+            elif u.path.endswith("/eof"):
+                # A body delimited by the close: with close_notify
+                # (notify=1) or without.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                             + pattern(int(q["gen"])))
+                if q.get("notify"):
+                    conn.settimeout(2)
+                    try:
+                        conn.unwrap()
+                    except (OSError, ValueError):
+                        pass
+                conn.close()
                 return
             else:
                 if q.get("delay"):
