@@ -980,7 +980,8 @@ static int connect_backend(rproxy_exchange *x)
     rv = rproxy_conn_open(&x->conn, x->backend,
                           x->dc->connect_timeout > 0 ? x->dc->connect_timeout
                                                      : DEFAULT_CONNECT_TIMEOUT,
-                          x->timeout, x->dc->tls_verify != 0, x->r, &why);
+                          x->timeout, x->dc->tls_verify != 0, x->r,
+                          x->r->pool, &why);
     if (rv != APR_SUCCESS) {
         x->conn = NULL;
         x->connect_failed = 1;

@@ -482,12 +482,15 @@ void rproxy_tls_keep_session(rproxy_tls *t);
 
 apr_status_t rproxy_conn_child_init(apr_pool_t *pchild, server_rec *s);
 /* An idle connection to b or a new one (https: handshake done, within
- * timeout, checked unless tls_verify is 0); on failure *why may say why.
- * r NULL (a health check): the server's TLS settings, not a location's. */
+ * timeout, checked unless tls_verify is 0); on failure *why may say why,
+ * allocated from why_pool (the failed connection's own pool is gone by
+ * then).  r NULL (a health check): the server's TLS settings, not a
+ * location's. */
 apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *b,
                               apr_interval_time_t connect_timeout,
                               apr_interval_time_t timeout, int tls_verify,
-                              request_rec *r, const char **why);
+                              request_rec *r, apr_pool_t *why_pool,
+                              const char **why);
 void rproxy_conn_release(rproxy_conn *c, int reusable);
 
 /* The one I/O layer every reader and writer of a backend connection uses:

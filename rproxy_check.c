@@ -171,7 +171,7 @@ static const char *check_member(rproxy_group *g, rproxy_member_slot *m,
         b.host_is_ip = mc->host_is_ip;
     }
     rv = rproxy_conn_open(&c, &b, g->check_timeout, g->check_timeout,
-                          g->check_tls_verify, NULL, &why);
+                          g->check_tls_verify, NULL, p, &why);
     if (rv == RPROXY_TLS_FAILED) {
         return apr_psprintf(p, "TLS handshake refused: %s", why);
     }

@@ -296,7 +296,8 @@ static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
 apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *t,
                               apr_interval_time_t connect_timeout,
                               apr_interval_time_t timeout, int tls_verify,
-                              request_rec *r, const char **why)
+                              request_rec *r, apr_pool_t *why_pool,
+                              const char **why)
 {
     const char *key = t->tls && t->tls_keys[!!tls_verify]
                       ? t->tls_keys[!!tls_verify] : t->key;
@@ -327,6 +328,9 @@ apr_status_t rproxy_conn_open(rproxy_conn **out, const rproxy_backend *t,
     rv = t->tls ? tls_start(c, t, timeout, tls_verify, why)
                 : raw_blocking(c);
     if (rv != APR_SUCCESS) {
+        if (*why) {
+            *why = apr_pstrdup(why_pool, *why);
+        }
         conn_close(c);
         return rv;
     }
