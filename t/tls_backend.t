@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 36, need {
+plan tests => 37, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -233,6 +233,15 @@ start_tls('selfsigned');
     my ($w, $body) = curl('-w', '%{http_code}', "$base/tlsb-off/g?gen=1000");
     ok t_cmp("$w " . ($body eq pattern(1000) ? 'exact' : 'differs'), '200 exact',
              'RProxyTLSVerify off takes a self-signed backend');
+}
+stop_backend();
+
+# It turns off mod_rproxy's checks only: mod_ssl's name check applies
+# unless SSLProxyCheckPeerName is set off (docs/directives.md).
+start_tls('wrongname');
+{
+    my ($w) = curl('-w', '%{http_code}', "$base/tlsb-off/g?gen=10");
+    ok t_cmp($w, '502', 'RProxyTLSVerify off: a certificate for another name is still refused by mod_ssl');
 }
 stop_backend();
 
