@@ -794,11 +794,20 @@ void rproxy_group_count_request(rproxy_group *g)
     }
 }
 
+/* What rproxy_group_take_retry would say now, taking nothing: a status
+ * the caller asks to retry but whose retry is then refused costs the
+ * client the member's own answer (a 502 instead), so the free retries of
+ * this second count here as they count there. */
 int rproxy_group_retry_possible(rproxy_group *g)
 {
+    apr_uint32_t sec = (apr_uint32_t)apr_time_sec(apr_time_now());
+
     return apr_atomic_read32(&g->shared->budget) >= BUDGET_PER_RETRY
-           || apr_atomic_read32(&g->shared->retries_in_flight)
-              < BUDGET_FREE_RETRIES;
+           || (apr_atomic_read32(&g->shared->retries_in_flight)
+               < BUDGET_FREE_RETRIES
+               && (apr_atomic_read32(&g->shared->free_second) != sec
+                   || apr_atomic_read32(&g->shared->free_taken)
+                      < BUDGET_FREE_RETRIES));
 }
 
 int rproxy_group_take_retry(rproxy_group *g)
