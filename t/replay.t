@@ -1,8 +1,8 @@
 # A group member whose new connection dies before any response byte: an
 # idempotent request goes to another member (RFC 9110 9.2.2; the member was
 # most likely killed), a POST is never sent twice.  The same for a member
-# that dies in the middle of its response while none of it has reached the
-# client yet: the client gets the other member's answer and nothing of the
+# that dies in the middle of its response, or of its head, while none of
+# it has reached the client yet: the client gets the other member's answer and nothing of the
 # dead one's head (its fields, its type, its trailer announcement).  The scripted backend is
 # the member of weight 1000, so it is nearly always picked first.
 use strict;
@@ -12,7 +12,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 19;
+plan tests => 22;
 
 my $m1 = Apache::Test::vars('rproxy_m1_port');
 
@@ -51,6 +51,19 @@ my $m1 = Apache::Test::vars('rproxy_m1_port');
     ok t_cmp($r->{headers}{'x-from'}, undef, "none of the dead member's fields");
     ok t_cmp(($r->{headers}{'content-type'} // [''])->[0], qr{^(?!text/x-dying)},
              "nor its Content-Type");
+}
+
+# The member dies in the middle of its head (a status line and a field,
+# not the empty line that ends the head): none of it reached the client
+# either, so the GET goes to the other member as after a whole head.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nX-From: dying\r\n" });
+    my $r = http_request(GET => '/g/replay/halfhead');
+    my @seen = $be->requests;
+    $be->stop;
+    ok t_cmp(scalar(@seen), 1, 'the first member got the GET and died in the middle of its head');
+    ok t_cmp($r->{status}, 200, 'the GET was answered by the other member');
+    ok t_cmp($r->{body}, qr/^Host: 127\.0\.0\.1:$m1$/m, 'which the Host line names');
 }
 
 # Once bytes of the body went to the client, the answer is the dead
