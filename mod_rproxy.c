@@ -1211,9 +1211,11 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         }
         /* A connect failure sent nothing and cost the member nothing, so
          * it moves on within the tries alone; any other retry sends the
-         * request again and draws on the group's retry budget. */
-        if (tries >= g->max_tries
-            || (!x->connect_failed && !rproxy_group_take_retry(g))) {
+         * request again and draws on the group's retry budget (a retried
+         * status took its retry already, and only with a try left). */
+        if (status != RPROXY_RETRY_STATUS
+            && (tries >= g->max_tries
+                || (!x->connect_failed && !rproxy_group_take_retry(g)))) {
             break;
         }
         retrying = !x->connect_failed;

@@ -540,7 +540,9 @@ void rproxy_reader_start(rproxy_exchange *x);
  * before the request body went out; the body must not be sent. */
 #define RPROXY_FINAL (-101)
 /* rproxy_read_response_head(): the final status is one of
- * x->retry_statuses; nothing was relayed, the connection is not reused. */
+ * x->retry_statuses and the group's retry budget gave the retry (the
+ * caller ends it with rproxy_group_retry_done()); nothing was relayed, the
+ * connection is not reused. */
 #define RPROXY_RETRY_STATUS (-102)
 int rproxy_await_continue(rproxy_exchange *x);
 /* Reads up to the final head (1xx go to the client); a valid 101 sets

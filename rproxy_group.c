@@ -794,10 +794,9 @@ void rproxy_group_count_request(rproxy_group *g)
     }
 }
 
-/* What rproxy_group_take_retry would say now, taking nothing: a status
- * the caller asks to retry but whose retry is then refused costs the
- * client the member's own answer (a 502 instead), so the free retries of
- * this second count here as they count there. */
+/* What rproxy_group_take_retry would say now, taking nothing, the free
+ * retries of this second counted as it counts them: a status is looked
+ * for only when its retry may be given. */
 int rproxy_group_retry_possible(rproxy_group *g)
 {
     apr_uint32_t sec = (apr_uint32_t)apr_time_sec(apr_time_now());

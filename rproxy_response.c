@@ -846,6 +846,12 @@ int rproxy_read_response_head(rproxy_exchange *x)
         int i;
         for (i = 0; i < x->retry_statuses->nelts; i++) {
             if (APR_ARRAY_IDX(x->retry_statuses, i, int) == rs->status) {
+                /* The retry is taken now, while this answer can still go
+                 * to the client: refused (another request took the last
+                 * one since the caller looked), it does, not a 502. */
+                if (!rproxy_group_take_retry(x->dc->target->group)) {
+                    break;
+                }
                 x->reusable = 0;
                 return RPROXY_RETRY_STATUS;
             }

@@ -22,7 +22,7 @@ use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-plan tests => 31;
+plan tests => 32;
 
 my $t = Apache::Test::vars('t_dir');
 my $script = "$t/tools/count_backend.pl";
@@ -271,6 +271,9 @@ $h = RProxyOwn->new(port => $port, threads => 4, conf => conf());
              sprintf('retry budget: %d backend hits for %d requests in %.1f s (%.2f each; '
                      . 'at most %d, 3 each without a budget)', $hits, $n, $secs, $per, $allowed));
     ok t_cmp($per > 1.0 ? 1 : 0, 1, 'and some requests were retried');
+    # A retry the budget refuses leaves the member's 503 the answer, also
+    # when concurrent requests took the last retry in the meantime.
+    ok t_cmp(scalar(grep { $_ != 503 } @st), 0, 'every request answered a member\'s 503, none a 502');
 }
 
 # ---- out of members to try ----
