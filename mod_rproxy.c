@@ -1025,6 +1025,14 @@ static int attempt(rproxy_exchange *x)
         return status;
     }
 
+    /* A member's final answer kept the body with the client, then died
+     * before any of it reached the client: the client still waits for
+     * its 100 Continue, which this member's must be free to give. */
+    if (x->continue_owed) {
+        x->r->expecting_100 = 1;
+        x->continue_owed = 0;
+    }
+
     /* Phase two: the request head, built once before the first attempt. */
     status = rproxy_send_head(x);
 
@@ -1034,6 +1042,7 @@ static int attempt(rproxy_exchange *x)
     if (status == OK && body && x->expect_continue && !x->send_failed) {
         status = rproxy_await_continue(x);
         if (status == RPROXY_FINAL) {
+            x->continue_owed = x->r->expecting_100;
             x->r->expecting_100 = 0;
             x->r->connection->keepalive = AP_CONN_CLOSE;
             x->reusable = 0;

@@ -151,6 +151,8 @@ typedef struct {
                                  * may have acted on it otherwise */
     int body_started;           /* client body reading began: no retry */
     int expect_continue;        /* the backend is asked for a 100 */
+    int continue_owed;          /* a final answer before the body cleared
+                                 * r->expecting_100; a retry restores it */
     int connect_failed;         /* this attempt got no connection */
     const char *connect_error;  /* ... and why, for the member's health */
     int conn_reused;            /* its connection was a kept-alive one */
