@@ -1026,6 +1026,14 @@ static int attempt(rproxy_exchange *x)
         return status;
     }
 
+    /* A member's final answer kept the body with the client, then died
+     * before any of it reached the client: the client still waits for
+     * its 100 Continue, which this member's must be free to give. */
+    if (x->continue_owed) {
+        x->r->expecting_100 = 1;
+        x->continue_owed = 0;
+    }
+
     /* Phase two: the request head, built once before the first attempt. */
     status = rproxy_send_head(x);
 
@@ -1035,6 +1043,7 @@ static int attempt(rproxy_exchange *x)
     if (status == OK && body && x->expect_continue && !x->send_failed) {
         status = rproxy_await_continue(x);
         if (status == RPROXY_FINAL) {
+            x->continue_owed = x->r->expecting_100;
             x->r->expecting_100 = 0;
             x->r->connection->keepalive = AP_CONN_CLOSE;
             x->reusable = 0;
@@ -1212,9 +1221,11 @@ static int try_members(rproxy_exchange *x, rproxy_group *g)
         }
         /* A connect failure sent nothing and cost the member nothing, so
          * it moves on within the tries alone; any other retry sends the
-         * request again and draws on the group's retry budget. */
-        if (tries >= g->max_tries
-            || (!x->connect_failed && !rproxy_group_take_retry(g))) {
+         * request again and draws on the group's retry budget (a retried
+         * status took its retry already, and only with a try left). */
+        if (status != RPROXY_RETRY_STATUS
+            && (tries >= g->max_tries
+                || (!x->connect_failed && !rproxy_group_take_retry(g)))) {
             break;
         }
         retrying = !x->connect_failed;

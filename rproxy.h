@@ -151,6 +151,8 @@ typedef struct {
                                  * may have acted on it otherwise */
     int body_started;           /* client body reading began: no retry */
     int expect_continue;        /* the backend is asked for a 100 */
+    int continue_owed;          /* a final answer before the body cleared
+                                 * r->expecting_100; a retry restores it */
     int connect_failed;         /* this attempt got no connection */
     const char *connect_error;  /* ... and why, for the member's health */
     int conn_reused;            /* its connection was a kept-alive one */
@@ -552,7 +554,9 @@ void rproxy_reader_start(rproxy_exchange *x);
  * before the request body went out; the body must not be sent. */
 #define RPROXY_FINAL (-101)
 /* rproxy_read_response_head(): the final status is one of
- * x->retry_statuses; nothing was relayed, the connection is not reused. */
+ * x->retry_statuses and the group's retry budget gave the retry (the
+ * caller ends it with rproxy_group_retry_done()); nothing was relayed, the
+ * connection is not reused. */
 #define RPROXY_RETRY_STATUS (-102)
 int rproxy_await_continue(rproxy_exchange *x);
 /* Reads up to the final head (1xx go to the client); a valid 101 sets

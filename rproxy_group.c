@@ -794,11 +794,19 @@ void rproxy_group_count_request(rproxy_group *g)
     }
 }
 
+/* What rproxy_group_take_retry would say now, taking nothing, the free
+ * retries of this second counted as it counts them: a status is looked
+ * for only when its retry may be given. */
 int rproxy_group_retry_possible(rproxy_group *g)
 {
+    apr_uint32_t sec = (apr_uint32_t)apr_time_sec(apr_time_now());
+
     return apr_atomic_read32(&g->shared->budget) >= BUDGET_PER_RETRY
-           || apr_atomic_read32(&g->shared->retries_in_flight)
-              < BUDGET_FREE_RETRIES;
+           || (apr_atomic_read32(&g->shared->retries_in_flight)
+               < BUDGET_FREE_RETRIES
+               && (apr_atomic_read32(&g->shared->free_second) != sec
+                   || apr_atomic_read32(&g->shared->free_taken)
+                      < BUDGET_FREE_RETRIES));
 }
 
 int rproxy_group_take_retry(rproxy_group *g)

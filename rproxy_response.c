@@ -96,6 +96,26 @@ static const char *parse_field(response *rs, apr_table_t *t, char *l,
     return why;
 }
 
+/* Whether nothing of this response reached the client, nor went into r
+ * but what rs->out_before can undo.  A head cut short went nowhere yet (a
+ * 1xx before it did), so it may be asked of another member on the same
+ * terms as a whole head that out_before was kept for. */
+static int unseen_by_client(const response *rs)
+{
+    const rproxy_exchange *x = rs->x;
+
+    if (!x->got_bytes) {
+        return 1;
+    }
+    if (x->head_sent) {
+        return 0;
+    }
+    if (rs->head_done) {
+        return rs->out_before != NULL;
+    }
+    return !rs->interim && x->replay_fresh && x->idempotent_method;
+}
+
 /* Maps a failed backend read to the client's status, logging why. */
 static int read_failed(response *rs, apr_status_t rv, const char *what)
 {
@@ -114,7 +134,7 @@ static int read_failed(response *rs, apr_status_t rv, const char *what)
                            "after %" APR_TIME_T_FMT " s", what,
                            apr_time_sec(x->timeout));
     }
-    if ((!x->got_bytes || (!x->head_sent && rs->out_before))
+    if (unseen_by_client(rs)
         && (x->conn->reused || x->replay_fresh)
         && x->idempotent && !x->body_started
         && (rv == APR_EOF || APR_STATUS_IS_ECONNRESET(rv)
@@ -830,6 +850,12 @@ int rproxy_read_response_head(rproxy_exchange *x)
         int i;
         for (i = 0; i < x->retry_statuses->nelts; i++) {
             if (APR_ARRAY_IDX(x->retry_statuses, i, int) == rs->status) {
+                /* The retry is taken now, while this answer can still go
+                 * to the client: refused (another request took the last
+                 * one since the caller looked), it does, not a 502. */
+                if (!rproxy_group_take_retry(x->dc->target->group)) {
+                    break;
+                }
                 x->reusable = 0;
                 return RPROXY_RETRY_STATUS;
             }

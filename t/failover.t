@@ -22,7 +22,7 @@ use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-plan tests => 30;
+plan tests => 32;
 
 my $t = Apache::Test::vars('t_dir');
 my $script = "$t/tools/count_backend.pl";
@@ -271,6 +271,9 @@ $h = RProxyOwn->new(port => $port, threads => 4, conf => conf());
              sprintf('retry budget: %d backend hits for %d requests in %.1f s (%.2f each; '
                      . 'at most %d, 3 each without a budget)', $hits, $n, $secs, $per, $allowed));
     ok t_cmp($per > 1.0 ? 1 : 0, 1, 'and some requests were retried');
+    # A retry the budget refuses leaves the member's 503 the answer, also
+    # when concurrent requests took the last retry in the meantime.
+    ok t_cmp(scalar(grep { $_ != 503 } @st), 0, 'every request answered a member\'s 503, none a 502');
 }
 
 # ---- out of members to try ----
@@ -282,6 +285,12 @@ $h = RProxyOwn->new(port => $port, threads => 4, conf => conf());
     my @hit = map { $_->[0] } grep { $_->[2] eq 'two-1' } backend_lines($bmark);
     ok t_cmp($r->{status}, 503, 'every member of the group answered 503: the last 503 is passed on');
     ok t_cmp(join(',', sort @hit), 'b1,b2', 'after trying each member once');
+    # One request after another: past the budget and the second's 3 free
+    # retries, a 503 is not retried and goes through as it is, never a
+    # 502 made up because the retry the proxy counted on was refused.
+    my @seq = map { req(GET => '/two/x?status=503')->{status} } 1 .. 12;
+    ok t_cmp("@seq", join(' ', (503) x 12),
+             'past the retry budget the member\'s 503 is the answer, not a 502');
     # One member whose kept-alive connection dies before answering a GET:
     # no other member to move on to, so a 502.
     my @st;

@@ -1,8 +1,8 @@
 # A group member whose new connection dies before any response byte: an
 # idempotent request goes to another member (RFC 9110 9.2.2; the member was
 # most likely killed), a POST is never sent twice.  The same for a member
-# that dies in the middle of its response while none of it has reached the
-# client yet: the client gets the other member's answer and nothing of the
+# that dies in the middle of its response, or of its head, while none of
+# it has reached the client yet: the client gets the other member's answer and nothing of the
 # dead one's head (its fields, its type, its trailer announcement).  The scripted backend is
 # the member of weight 1000, so it is nearly always picked first.
 use strict;
@@ -11,8 +11,10 @@ use warnings FATAL => 'all';
 use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
+use IO::Select;
+use IO::Socket::INET;
 
-plan tests => 19;
+plan tests => 25;
 
 my $m1 = Apache::Test::vars('rproxy_m1_port');
 
@@ -51,6 +53,47 @@ my $m1 = Apache::Test::vars('rproxy_m1_port');
     ok t_cmp($r->{headers}{'x-from'}, undef, "none of the dead member's fields");
     ok t_cmp(($r->{headers}{'content-type'} // [''])->[0], qr{^(?!text/x-dying)},
              "nor its Content-Type");
+}
+
+# The member dies in the middle of its head (a status line and a field,
+# not the empty line that ends the head): none of it reached the client
+# either, so the GET goes to the other member as after a whole head.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nX-From: dying\r\n" });
+    my $r = http_request(GET => '/g/replay/halfhead');
+    my @seen = $be->requests;
+    $be->stop;
+    ok t_cmp(scalar(@seen), 1, 'the first member got the GET and died in the middle of its head');
+    ok t_cmp($r->{status}, 200, 'the GET was answered by the other member');
+    ok t_cmp($r->{body}, qr/^Host: 127\.0\.0\.1:$m1$/m, 'which the Host line names');
+}
+
+# A PUT under Expect: 100-continue whose first member answers before the
+# body (so the body stays with the client) and dies after that head: the
+# next member's 100 Continue reaches the client, which sends its body then.
+{
+    my $be = raw_backend({ no_read => 1, reply => sub {
+        my $s = shift;
+        my $buf = '';
+        while ($buf !~ /\r\n\r\n/) { sysread($s, $buf, 4096, length $buf) or return }
+        syswrite $s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nX-From: dying\r\n\r\n";
+    } });
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(), Timeout => 5)
+        or die $!;
+    print $s "PUT /g/replay/expect HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+           . "Expect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+    my $sel = IO::Select->new($s);
+    my $got = '';
+    while ($got !~ /\r\n\r\n/ && $sel->can_read(5)) { sysread($s, $got, 4096, length $got) or last }
+    my $first = $got;
+    print $s "abcd";
+    while ($sel->can_read(5)) { sysread($s, $got, 4096, length $got) or last }
+    close $s;
+    $be->stop;
+    my $r = parse_response($got) || { status => 0, body => '' };
+    ok t_cmp($first, qr/^HTTP\/1\.1 100 /, 'the client got its 100 Continue from the next member');
+    ok t_cmp($r->{status}, 200, 'and the next member answered');
+    ok t_cmp($r->{body}, qr/^Host: 127\.0\.0\.1:$m1\n.*\n\nabcd\z/ms, 'with the body the client sent');
 }
 
 # Once bytes of the body went to the client, the answer is the dead
