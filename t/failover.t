@@ -22,7 +22,7 @@ use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-plan tests => 32;
+plan tests => 35;
 
 my $t = Apache::Test::vars('t_dir');
 my $script = "$t/tools/count_backend.pl";
@@ -94,6 +94,9 @@ sub conf {
         budget => [[qw(b1 b2 b4)], "RProxyEject failures=1000\n    RProxyMaxTries 3\n    RProxySlowStart 0"],
         two   => [[qw(b1 b2)], "RProxyEject failures=1000\n    RProxySlowStart 0"],
         one   => [[qw(b1)], "RProxyEject failures=1000\n    RProxySlowStart 0"],
+        # The same member, ejected on its 503s only where statuses= says so.
+        ej503 => [[qw(b1 b2)], "RProxyEject failures=2 time=60s statuses=502,503\n    RProxySlowStart 0"],
+        no503 => [[qw(b1 b2)], "RProxyEject failures=2 time=60s\n    RProxySlowStart 0"],
         h3    => [[qw(b1 b2 b4)], "RProxyBalance hash header X-Key\n    RProxySlowStart 0"],
         h4    => [[qw(b1 b2 b4 b5)], "RProxyBalance hash header X-Key\n    RProxySlowStart 0"],
     );
@@ -274,6 +277,22 @@ $h = RProxyOwn->new(port => $port, threads => 4, conf => conf());
     # A retry the budget refuses leaves the member's 503 the answer, also
     # when concurrent requests took the last retry in the meantime.
     ok t_cmp(scalar(grep { $_ != 503 } @st), 0, 'every request answered a member\'s 503, none a 502');
+}
+
+# ---- RProxyEject statuses=: which answers count against a member ----
+{
+    # Both members answer 503 to every request: a group that lists 503
+    # ejects one of them (the other stays: max-share 50%), with the status
+    # as the reason; the same group without statuses= ejects none, a member
+    # that answers being up.
+    my $emark = mark('error_log');
+    my @st = map { req(GET => "/$_/x?status=503")->{status} } (('ej503') x 6, ('no503') x 6);
+    my $elog = log_since('error_log', $emark);
+    ok t_cmp("@st", join(' ', (503) x 12), 'the members\' 503s are passed on');
+    my @ej = $elog =~ /^(.*group ej503: member [^\n]*: up -> ejected[^\n]*answered 503.*)$/mg;
+    ok t_cmp(scalar(@ej), 1, 'statuses=502,503: a member answering 503 is ejected, and the log says why');
+    ok t_cmp(scalar(() = $elog =~ /group no503: member/g), 0,
+             'without statuses=: a member answering 503 stays in');
 }
 
 # ---- out of members to try ----
