@@ -117,9 +117,14 @@ static int idle_conn_alive(rproxy_conn *c)
     if (c->c) {
         /* Through the filters: stray bytes may lie there, off the socket
          * (the core and mod_ssl read whole records, and more), where no
-         * look at the socket sees them. */
+         * look at the socket sees them.  Then at the socket too: to a
+         * non-blocking read httpd's core reports a close (a FIN without
+         * close_notify) as nothing to read, which mod_ssl passes on as
+         * EAGAIN. */
         apr_size_t len;
-        return APR_STATUS_IS_EAGAIN(filters_read(c, &probe, &len, 1, 0));
+        if (!APR_STATUS_IS_EAGAIN(filters_read(c, &probe, &len, 1, 0))) {
+            return 0;
+        }
     }
     if (apr_os_sock_get(&fd, c->sock) != APR_SUCCESS) {
         return 0;

@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 37, need {
+plan tests => 38, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -174,6 +174,37 @@ start_tls('good');
                                   : substr($all, -100) eq pattern(100) ? ', exact' : ', differs'),
              '200 200, exact',
              'bytes left in the TLS filters after a response: the connection is not reused');
+}
+
+# A backend that closes an idle connection without close_notify (a bare
+# FIN, after a complete keep-alive response): the connection is not
+# reused, so a POST that follows, which may not be sent twice, goes on a
+# new one.  Two requests on one client connection (one child process).
+{
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(),
+                                     Timeout => 10) or die "connect: $!";
+    print $sock "GET /tlsb/bye HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    my $all = '';
+    my $t0 = time;
+    while ($all !~ /\r\n\r\nbye/ && time - $t0 < 15) {
+        my $n = sysread $sock, my $chunk, 65536;
+        last unless $n;
+        $all .= $chunk;
+    }
+    sleep 0.5;      # the backend's FIN reaches the proxy's idle connection
+    print $sock "POST /tlsb/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+              . "Connection: close\r\n\r\nhello";
+    $t0 = time;
+    while (time - $t0 < 15) {
+        my $n = sysread $sock, my $chunk, 65536;
+        last unless $n;
+        $all .= $chunk;
+    }
+    close $sock;
+    my @codes = $all =~ m{HTTP/1\.1 (\d\d\d) }g;
+    ok t_cmp(join(' ', @codes) . ($all =~ /\r\n\r\nhello\z/ ? ', echoed' : ', not echoed'),
+             '200 200, echoed',
+             'an idle TLS connection the backend closed without close_notify is not reused');
 }
 
 # The backend drops the connection mid-body without close_notify.

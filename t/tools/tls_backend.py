@@ -11,7 +11,8 @@ pattern (byte i is i % 251); POST /echo sends the body back; /cut?gen=N&at=M
 announces N bytes, sends M and closes without close_notify;
 /early answers 413 to a request
 without reading its body, and closes; /eof?gen=N[&notify=1] sends N bytes delimited by the close, and then
-closes with close_notify only given notify=1; /stray?total=N
+closes with close_notify only given notify=1; /bye answers "bye" and
+closes without close_notify; /stray?total=N
 answers as soon as it has the head, before reading the body, with a
 response of N bytes, head included, and a second, unasked-for one
 ("POISON") in the same write; /peer names the
@@ -171,6 +172,13 @@ def serve(conn):
             elif u.path.endswith("/cut"):
                 n, at = int(q["gen"]), int(q["at"])
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n + pattern(at))
+                conn.close()       # no close_notify: no unwrap()
+                return
+            elif u.path.endswith("/bye"):
+                # A complete keep-alive response, then a close without
+                # close_notify (a bare FIN), as when a backend's idle
+                # timeout drops the connection.
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbye")
                 conn.close()       # no close_notify: no unwrap()
                 return
             elif u.path.endswith("/eof"):
