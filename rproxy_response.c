@@ -110,10 +110,14 @@ static int unseen_by_client(const response *rs)
     if (x->head_sent) {
         return 0;
     }
+    /* A 1xx went on to the client: this member's answer has begun there. */
+    if (rs->interim) {
+        return 0;
+    }
     if (rs->head_done) {
         return rs->out_before != NULL;
     }
-    return !rs->interim && x->replay_fresh && x->idempotent_method;
+    return x->replay_fresh && x->idempotent_method;
 }
 
 /* Maps a failed backend read to the client's status, logging why. */

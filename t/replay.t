@@ -14,7 +14,7 @@ use RProxyTest;
 use IO::Select;
 use IO::Socket::INET;
 
-plan tests => 25;
+plan tests => 27;
 
 my $m1 = Apache::Test::vars('rproxy_m1_port');
 
@@ -66,6 +66,19 @@ my $m1 = Apache::Test::vars('rproxy_m1_port');
     ok t_cmp(scalar(@seen), 1, 'the first member got the GET and died in the middle of its head');
     ok t_cmp($r->{status}, 200, 'the GET was answered by the other member');
     ok t_cmp($r->{body}, qr/^Host: 127\.0\.0\.1:$m1$/m, 'which the Host line names');
+}
+
+# A member that sent a 1xx, which went on to the client, then a whole head,
+# and died: the client has seen this member's answer begin, so no other
+# member is asked (docs/groups.md, case 3).
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                                  . "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" });
+    my $r = http_request(GET => '/g/replay/hinted');
+    my @seen = $be->requests;
+    $be->stop;
+    ok t_cmp(scalar(@seen), 1, 'the first member got the GET, sent a 103 and a head, and died');
+    ok t_cmp($r->{status}, 502, 'after its 1xx reached the client, no other member answers: 502');
 }
 
 # A PUT under Expect: 100-continue whose first member answers before the
