@@ -353,6 +353,16 @@ static rproxy_body_framing client_body_framing(request_rec *r, const char **cl)
     apr_off_t len;
     char *end;
 
+    /* An error document's redirect is a GET that keeps the failed
+     * request's Content-Length or Transfer-Encoding, but that body was
+     * read (or thrown away) already: announcing it would leave the
+     * backend waiting for bytes that never come, or take the start of
+     * the next request on the connection for them (httpd drops them from
+     * a subrequest's headers itself). */
+    if (r->prev && ap_is_HTTP_ERROR(r->prev->status)) {
+        *cl = NULL;
+        return RPROXY_BODY_NONE;
+    }
     *cl = apr_table_get(r->headers_in, "Content-Length");
     if (apr_table_get(r->headers_in, "Transfer-Encoding")) {
         return RPROXY_BODY_CHUNKED;   /* httpd accepts no other request coding */
