@@ -353,6 +353,16 @@ static rproxy_body_framing client_body_framing(request_rec *r, const char **cl)
     apr_off_t len;
     char *end;
 
+    /* An error document's redirect is a GET that keeps the failed
+     * request's Content-Length or Transfer-Encoding, but that body was
+     * read (or thrown away) already: announcing it would leave the
+     * backend waiting for bytes that never come, or take the start of
+     * the next request on the connection for them (httpd drops them from
+     * a subrequest's headers itself). */
+    if (r->prev && ap_is_HTTP_ERROR(r->prev->status)) {
+        *cl = NULL;
+        return RPROXY_BODY_NONE;
+    }
     *cl = apr_table_get(r->headers_in, "Content-Length");
     if (apr_table_get(r->headers_in, "Transfer-Encoding")) {
         return RPROXY_BODY_CHUNKED;   /* httpd accepts no other request coding */
@@ -582,6 +592,48 @@ int rproxy_hold_body(rproxy_exchange *x)
     return OK;
 }
 
+typedef struct {
+    const rproxy_exchange *x;
+    const apr_array_header_t *tokens;
+    apr_table_t *out;
+} trailer_ctx;
+
+static int copy_request_trailer(void *data, const char *name,
+                                const char *value)
+{
+    trailer_ctx *ctx = data;
+    const rproxy_dir_conf *dc = ctx->x->dc;
+
+    if (rproxy_connection_names(ctx->tokens, name)
+        || (dc->allow_underscores != 1 && ap_strchr_c(name, '_'))
+        || (dc->add_forwarded
+            && (rproxy_field_flags(name) & RPROXY_FIELD_X_FORWARDED))) {
+        return 1;
+    }
+    apr_table_addn(ctx->out, name, value);
+    return 1;
+}
+
+/* The client's trailers that may go on: a backend that merges trailers
+ * into the header section (httpd's MergeTrailers On) must not get in them
+ * what copy_request_header keeps out of the head, an X-Forwarded-For the
+ * proxy replaces or an X_Forwarded_For it drops.  rproxy_last_chunk drops
+ * the names no trailer may carry. */
+static apr_table_t *request_trailers(const rproxy_exchange *x)
+{
+    request_rec *r = x->r;
+    trailer_ctx ctx;
+
+    if (!r->trailers_in || apr_is_empty_table(r->trailers_in)) {
+        return r->trailers_in;
+    }
+    ctx.x = x;
+    ctx.tokens = rproxy_connection_tokens(r->pool, r->headers_in);
+    ctx.out = apr_table_make(r->pool, 4);
+    apr_table_do(copy_request_trailer, &ctx, r->trailers_in, NULL);
+    return ctx.out;
+}
+
 /* Sends what rproxy_hold_body kept, then streams the rest of the client
  * body; on a client-side failure answers its status. */
 int rproxy_send_body(rproxy_exchange *x)
@@ -630,7 +682,7 @@ int rproxy_send_body(rproxy_exchange *x)
         }
     }
     if (chunked) {
-        const char *last = rproxy_last_chunk(r->pool, r->trailers_in);
+        const char *last = rproxy_last_chunk(r->pool, request_trailers(x));
         apr_status_t rv = rproxy_conn_write(x->conn, last, strlen(last));
         if (rv != APR_SUCCESS) {
             x->reusable = 0;

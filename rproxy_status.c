@@ -778,10 +778,14 @@ int rproxy_status_handler(request_rec *r)
     if (!strcmp(format, "format=html")) {
         ap_set_content_type(r, "text/html; charset=utf-8");
         /* The page runs only its own inline script and fetches only its
-         * own JSON (and POSTs its buttons there). */
+         * own JSON (and POSTs its buttons there).  No other page may frame
+         * it (default-src does not cover that): one click on a button
+         * drains a member, and a framed page reads its nonce itself. */
         apr_table_setn(r->headers_out, "Content-Security-Policy",
                        "default-src 'none'; script-src 'unsafe-inline'; "
-                       "style-src 'unsafe-inline'; connect-src 'self'");
+                       "style-src 'unsafe-inline'; connect-src 'self'; "
+                       "frame-ancestors 'none'");
+        apr_table_setn(r->headers_out, "X-Frame-Options", "DENY");
         if (!r->header_only) {
             ap_rputs(rproxy_status_html, r);
         }

@@ -6,7 +6,7 @@ use Apache::Test;
 use Apache::TestUtil;
 use RProxyTest;
 
-plan tests => 12;
+plan tests => 15;
 
 # A body over LimitRequestBody: refused, and the client connection closes
 # (its unread body must not be taken for the next request).
@@ -69,4 +69,24 @@ for my $te ('gzip, chunked', 'chunked, chunked', "identity\r\nTransfer-Encoding:
     (my $name = $te) =~ s/\r\n.*/ + chunked (two lines)/;
     ok t_cmp("$r->{status} $how " . scalar(@seen), '501 eof 0',
              "Transfer-Encoding '$name': 501, closed, nothing to the backend");
+}
+
+# An error document the proxy serves: httpd's redirect is a GET that keeps
+# the failed request's Content-Length, but its body was read and thrown
+# away.  The backend must not be promised it: it would wait for bytes that
+# never come, or take the start of the next request on the connection for
+# them.
+{
+    my $be = raw_backend({ reply => "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nerrdoc!" });
+    my ($data) = raw_exchange("POST /errdoc/missing HTTP/1.1\r\nHost: h\r\nConnection: close\r\n"
+        . "Content-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello", timeout => 10);
+    my ($req) = $be->requests;
+    $be->stop;
+    my $r = parse_response($data) || { body => '' };
+    my ($head, $body) = split /\r\n\r\n/, ($req // ''), 2;
+    ok t_cmp(($head // '') =~ /^GET \/errdoc HTTP\/1\.1\r\n/ ? 1 : 0, 1,
+             'the error document is asked for with a GET');
+    ok t_cmp(($head // '') =~ /^(?:Content-Length|Transfer-Encoding):/mi ? 1 : 0, 0,
+             'without the thrown-away body\'s framing');
+    ok t_cmp($r->{body}, 'errdoc!', 'the client gets the error document');
 }

@@ -14,7 +14,7 @@ use File::Temp qw(tempdir);
 use POSIX ();
 use Time::HiRes qw(sleep);
 
-plan tests => 27;
+plan tests => 28;
 
 my $m1 = Apache::Test::vars('rproxy_m1_port');
 my $m2 = Apache::Test::vars('rproxy_m2_port');
@@ -164,4 +164,14 @@ EOC
     ok t_cmp($rc, 0, 'with a Require it passes') or diag($o);
     ($rc, $o) = $check->("    RProxyStatusControl On\n    <RequireAny>\n        Require all denied\n    </RequireAny>");
     ok t_cmp($rc, 0, 'a <RequireAny> counts') or diag($o);
+}
+
+# The page with the Drain buttons may not be framed by another site: one
+# click on a button drains a member, so a page that laid the control view
+# under its own (clickjacking) could make an admin drain one unknowingly.
+# The nonce does not help there: the framed page reads it itself.
+{
+    my $page = http_request(GET => '/rproxy-control?format=html');
+    ok t_cmp(($page->{headers}{'content-security-policy'} || [''])->[0],
+             qr/frame-ancestors 'none'/, 'control view refuses to be framed');
 }
