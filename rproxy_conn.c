@@ -291,6 +291,15 @@ static apr_status_t tls_start(rproxy_conn *c, const rproxy_backend *t,
         /* mod_ssl reports every failed handshake alike. */
         return RPROXY_TLS_TIMEUP;
     }
+    if (!*why && !verify) {
+        /* Our checks were off, so the refusal is mod_ssl's own, most often
+         * the certificate's name or dates, which it checks whatever
+         * RProxyTLSVerify says. */
+        *why = "the TLS handshake failed; with RProxyTLSVerify off, mod_ssl "
+               "still checks the certificate's name and dates "
+               "(SSLProxyCheckPeerName, SSLProxyCheckPeerExpire): its lines "
+               "at LogLevel info say which";
+    }
     if (!*why) {
         *why = "the TLS handshake failed (the TLS module's lines at "
                "LogLevel info say why)";

@@ -21,7 +21,7 @@ use RProxyLive qw(python have_websockets run_json);
 my $t_dir = Apache::Test::vars('t_dir');
 my $certs = "$t_dir/conf/tls/backend";
 my $curl = '/usr/bin/curl';
-plan tests => 38, need {
+plan tests => 39, need {
     'backend certificates (t/TEST.PL makes them with openssl)' => -e "$certs/selfsigned.pem" ? 1 : 0,
     'curl' => -x $curl,
     'python3-websockets' => have_websockets() };
@@ -271,8 +271,11 @@ stop_backend();
 # unless SSLProxyCheckPeerName is set off (docs/directives.md).
 start_tls('wrongname');
 {
+    my $mark = error_log_mark();
     my ($w) = curl('-w', '%{http_code}', "$base/tlsb-off/g?gen=10");
     ok t_cmp($w, '502', 'RProxyTLSVerify off: a certificate for another name is still refused by mod_ssl');
+    ok t_cmp(error_log_since($mark), qr/TLS handshake with localhost:$port refused: .*RProxyTLSVerify off, mod_ssl still checks the certificate's name and dates \(SSLProxyCheckPeerName/,
+             'and the log line says that mod_ssl checks the name whatever RProxyTLSVerify says');
 }
 stop_backend();
 
