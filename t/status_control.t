@@ -88,19 +88,21 @@ my $drain = "action=drain&group=drainme&member=127.0.0.1:$m2&nonce=$nonce";
 }
 
 # Drain with a request in flight to the member: it finishes; no new one
-# goes there.
+# goes there.  The request takes 6 s: under prefork (3 processes at most
+# here) it holds two of them, the proxy's and the backend's, and the page
+# that must show it in flight waits for the third to be started.
 {
     my $out = "$t/logs/status_control.$$";
     unlink $out;
     my $kid = fork // die "fork: $!";
     if (!$kid) {
-        my $port = member_for($k2, 'slow?sleep=2500');
+        my $port = member_for($k2, 'slow?sleep=6000');
         open my $fh, '>', $out or POSIX::_exit(1);
         print $fh $port;
         close $fh;
         POSIX::_exit(0);
     }
-    my $busy = wait_for(sub { (state_of($m2)->{in_flight} // 0) >= 1 }, 5);
+    my $busy = wait_for(sub { (state_of($m2)->{in_flight} // 0) >= 1 }, 10);
     ok t_cmp($busy ? 1 : 0, 1, 'a slow request is in flight to the member');
     my $mark = error_log_mark();
     my $r = post('/rproxy-control', $drain);
