@@ -146,6 +146,24 @@ start_tls('good');
     }
 }
 
+# A raw connection to the proxy, and what it reads on it until the end
+# (or until $until matches), for at most 15 s.
+sub proxy_socket {
+    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(),
+                                     Timeout => 10) or die "connect: $!";
+    return $sock;
+}
+sub read_from {
+    my ($sock, $until) = @_;
+    my ($got, $t0) = ('', time);
+    while ((!$until || $got !~ $until) && time - $t0 < 15) {
+        my $n = sysread $sock, my $chunk, 65536;
+        last unless $n;
+        $got .= $chunk;
+    }
+    return $got;
+}
+
 # Bytes the backend sent after a response, taken off the socket with its
 # last bytes (by the core's 8000-byte reads, or mod_ssl's whole records)
 # but not read by the proxy: the connection is not reused, as a plain one
@@ -154,20 +172,13 @@ start_tls('good');
 # backend answers the head, and the client sends the body half a second
 # later.  Then a second request on the same client connection.
 {
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(),
-                                     Timeout => 10) or die "connect: $!";
+    my $sock = proxy_socket();
     print $sock "POST /tlsb/stray?total=32768 HTTP/1.1\r\nHost: localhost\r\n"
               . "Content-Length: 5\r\n\r\n";
     sleep 0.5;
     print $sock "hello";
     print $sock "GET /tlsb/g?gen=100 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    my $all = '';
-    my $t0 = time;
-    while (time - $t0 < 15) {
-        my $n = sysread $sock, my $chunk, 65536;
-        last unless $n;
-        $all .= $chunk;
-    }
+    my $all = read_from($sock);
     close $sock;
     my @codes = $all =~ m{HTTP/1\.1 (\d\d\d) }g;
     ok t_cmp(join(' ', @codes) . ($all =~ /POISON/ ? ', the stray response'
@@ -181,25 +192,13 @@ start_tls('good');
 # reused, so a POST that follows, which may not be sent twice, goes on a
 # new one.  Two requests on one client connection (one child process).
 {
-    my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => proxy_port(),
-                                     Timeout => 10) or die "connect: $!";
+    my $sock = proxy_socket();
     print $sock "GET /tlsb/bye HTTP/1.1\r\nHost: localhost\r\n\r\n";
-    my $all = '';
-    my $t0 = time;
-    while ($all !~ /\r\n\r\nbye/ && time - $t0 < 15) {
-        my $n = sysread $sock, my $chunk, 65536;
-        last unless $n;
-        $all .= $chunk;
-    }
+    my $all = read_from($sock, qr/\r\n\r\nbye/);
     sleep 0.5;      # the backend's FIN reaches the proxy's idle connection
     print $sock "POST /tlsb/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
               . "Connection: close\r\n\r\nhello";
-    $t0 = time;
-    while (time - $t0 < 15) {
-        my $n = sysread $sock, my $chunk, 65536;
-        last unless $n;
-        $all .= $chunk;
-    }
+    $all .= read_from($sock);
     close $sock;
     my @codes = $all =~ m{HTTP/1\.1 (\d\d\d) }g;
     ok t_cmp(join(' ', @codes) . ($all =~ /\r\n\r\nhello\z/ ? ', echoed' : ', not echoed'),
